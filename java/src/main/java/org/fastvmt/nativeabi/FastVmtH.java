@@ -1,0 +1,440 @@
+package org.fastvmt.nativeabi;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Hand-written FFM bindings of {@code native/include/fastvmt.h}, in jextract's style: one
+ * {@link FunctionDescriptor} per C function, under the C name, and one method per function with
+ * the C name and the C parameter order. Unlike jextract's static class, an instance binds one
+ * library, because the cpu, cuda and cudaemu builds export the same symbols.
+ *
+ * <p>{@code FastVmtHeaderTest} parses the header and fails when a prototype has no descriptor
+ * here, or a different one. C types map as: int32_t → JAVA_INT, int64_t and size_t →
+ * JAVA_LONG, float → JAVA_FLOAT, any pointer → ADDRESS.
+ *
+ * <p>Pointers are the build's memory space: host segments for cpu and cudaemu, device
+ * addresses wrapped by {@link MemorySegment#ofAddress(long)} for cuda.
+ */
+public final class FastVmtH {
+
+    public static final int FVMT_ABI_VERSION = 1;
+
+    public static final int FVMT_OK = 0;
+    public static final int FVMT_ERR_INVALID_ARGUMENT = 1;
+    public static final int FVMT_ERR_UNSUPPORTED = 2;
+    public static final int FVMT_ERR_OUT_OF_MEMORY = 3;
+    public static final int FVMT_ERR_WORKSPACE_TOO_SMALL = 4;
+    public static final int FVMT_ERR_DEVICE = 5;
+    public static final int FVMT_ERR_INTERNAL = 6;
+
+    public static final int FVMT_DTYPE_F32 = 0;
+    public static final int FVMT_DTYPE_BF16 = 1;
+
+    private static final FunctionDescriptor fvmt_abi_version$DESC = FunctionDescriptor.of(JAVA_INT);
+    private static final FunctionDescriptor fvmt_build_name$DESC = FunctionDescriptor.of(ADDRESS);
+    private static final FunctionDescriptor fvmt_status_message$DESC =
+            FunctionDescriptor.of(ADDRESS, JAVA_INT);
+    private static final FunctionDescriptor fvmt_last_error$DESC = FunctionDescriptor.of(ADDRESS);
+    private static final FunctionDescriptor fvmt_supports_dtype$DESC =
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT);
+    private static final FunctionDescriptor fvmt_runtime_check$DESC = FunctionDescriptor.of(JAVA_INT);
+    private static final FunctionDescriptor fvmt_count_nonfinite$DESC =
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS);
+
+    private static final FunctionDescriptor fvmt_amf_full_workspace_bytes$DESC =
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+    private static final FunctionDescriptor fvmt_amf_full_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT,
+            ADDRESS, JAVA_INT,
+            ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_amf_full_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT,
+            ADDRESS, JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+
+    private static final FunctionDescriptor fvmt_amf_window_workspace_bytes$DESC = FunctionDescriptor.of(
+            JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+    private static final FunctionDescriptor fvmt_amf_window_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT,
+            JAVA_INT, JAVA_INT, JAVA_INT,
+            ADDRESS, JAVA_INT,
+            ADDRESS, ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_amf_window_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT,
+            JAVA_INT, JAVA_INT, JAVA_INT,
+            ADDRESS, JAVA_INT,
+            ADDRESS,
+            ADDRESS, ADDRESS, ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+
+    private static final FunctionDescriptor fvmt_window_loss_workspace_bytes$DESC =
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_INT);
+    private static final FunctionDescriptor fvmt_window_loss_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_window_loss_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS);
+
+    private static final FunctionDescriptor fvmt_tracking_loss_workspace_bytes$DESC = FunctionDescriptor.of(
+            JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+    private static final FunctionDescriptor fvmt_tracking_loss_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+            JAVA_INT,
+            ADDRESS, JAVA_INT,
+            ADDRESS, ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_tracking_loss_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+            JAVA_INT,
+            ADDRESS, JAVA_INT,
+            ADDRESS, JAVA_FLOAT,
+            ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+
+    private static final FunctionDescriptor fvmt_adamw_step$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+            JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, ADDRESS);
+
+    /** Every bound function, in header order: the C name and its descriptor. */
+    public static final Map<String, FunctionDescriptor> FUNCTIONS;
+
+    static {
+        Map<String, FunctionDescriptor> functions = new LinkedHashMap<>();
+        functions.put("fvmt_abi_version", fvmt_abi_version$DESC);
+        functions.put("fvmt_build_name", fvmt_build_name$DESC);
+        functions.put("fvmt_status_message", fvmt_status_message$DESC);
+        functions.put("fvmt_last_error", fvmt_last_error$DESC);
+        functions.put("fvmt_supports_dtype", fvmt_supports_dtype$DESC);
+        functions.put("fvmt_runtime_check", fvmt_runtime_check$DESC);
+        functions.put("fvmt_count_nonfinite", fvmt_count_nonfinite$DESC);
+        functions.put("fvmt_amf_full_workspace_bytes", fvmt_amf_full_workspace_bytes$DESC);
+        functions.put("fvmt_amf_full_forward", fvmt_amf_full_forward$DESC);
+        functions.put("fvmt_amf_full_backward", fvmt_amf_full_backward$DESC);
+        functions.put("fvmt_amf_window_workspace_bytes", fvmt_amf_window_workspace_bytes$DESC);
+        functions.put("fvmt_amf_window_forward", fvmt_amf_window_forward$DESC);
+        functions.put("fvmt_amf_window_backward", fvmt_amf_window_backward$DESC);
+        functions.put("fvmt_window_loss_workspace_bytes", fvmt_window_loss_workspace_bytes$DESC);
+        functions.put("fvmt_window_loss_forward", fvmt_window_loss_forward$DESC);
+        functions.put("fvmt_window_loss_backward", fvmt_window_loss_backward$DESC);
+        functions.put("fvmt_tracking_loss_workspace_bytes", fvmt_tracking_loss_workspace_bytes$DESC);
+        functions.put("fvmt_tracking_loss_forward", fvmt_tracking_loss_forward$DESC);
+        functions.put("fvmt_tracking_loss_backward", fvmt_tracking_loss_backward$DESC);
+        functions.put("fvmt_adamw_step", fvmt_adamw_step$DESC);
+        FUNCTIONS = Collections.unmodifiableMap(functions);
+    }
+
+    private final String libraryName;
+    private final MethodHandle abiVersion;
+    private final MethodHandle buildName;
+    private final MethodHandle statusMessage;
+    private final MethodHandle lastError;
+    private final MethodHandle supportsDtype;
+    private final MethodHandle runtimeCheck;
+    private final MethodHandle countNonfinite;
+    private final MethodHandle amfFullWorkspaceBytes;
+    private final MethodHandle amfFullForward;
+    private final MethodHandle amfFullBackward;
+    private final MethodHandle amfWindowWorkspaceBytes;
+    private final MethodHandle amfWindowForward;
+    private final MethodHandle amfWindowBackward;
+    private final MethodHandle windowLossWorkspaceBytes;
+    private final MethodHandle windowLossForward;
+    private final MethodHandle windowLossBackward;
+    private final MethodHandle trackingLossWorkspaceBytes;
+    private final MethodHandle trackingLossForward;
+    private final MethodHandle trackingLossBackward;
+    private final MethodHandle adamwStep;
+
+    private FastVmtH(String libraryName, SymbolLookup lookup) {
+        this.libraryName = libraryName;
+        Linker linker = Linker.nativeLinker();
+        Map<String, MethodHandle> handles = new LinkedHashMap<>();
+        for (Map.Entry<String, FunctionDescriptor> function : FUNCTIONS.entrySet()) {
+            MemorySegment symbol = lookup.find(function.getKey()).orElseThrow(() -> new NativeLibraryException(
+                    libraryName + " does not export " + function.getKey()
+                            + "; it was built from another version of fastvmt.h"));
+            handles.put(function.getKey(), linker.downcallHandle(symbol, function.getValue()));
+        }
+        abiVersion = handles.get("fvmt_abi_version");
+        buildName = handles.get("fvmt_build_name");
+        statusMessage = handles.get("fvmt_status_message");
+        lastError = handles.get("fvmt_last_error");
+        supportsDtype = handles.get("fvmt_supports_dtype");
+        runtimeCheck = handles.get("fvmt_runtime_check");
+        countNonfinite = handles.get("fvmt_count_nonfinite");
+        amfFullWorkspaceBytes = handles.get("fvmt_amf_full_workspace_bytes");
+        amfFullForward = handles.get("fvmt_amf_full_forward");
+        amfFullBackward = handles.get("fvmt_amf_full_backward");
+        amfWindowWorkspaceBytes = handles.get("fvmt_amf_window_workspace_bytes");
+        amfWindowForward = handles.get("fvmt_amf_window_forward");
+        amfWindowBackward = handles.get("fvmt_amf_window_backward");
+        windowLossWorkspaceBytes = handles.get("fvmt_window_loss_workspace_bytes");
+        windowLossForward = handles.get("fvmt_window_loss_forward");
+        windowLossBackward = handles.get("fvmt_window_loss_backward");
+        trackingLossWorkspaceBytes = handles.get("fvmt_tracking_loss_workspace_bytes");
+        trackingLossForward = handles.get("fvmt_tracking_loss_forward");
+        trackingLossBackward = handles.get("fvmt_tracking_loss_backward");
+        adamwStep = handles.get("fvmt_adamw_step");
+    }
+
+    /**
+     * Binds every function of the header in {@code lookup}.
+     *
+     * @throws NativeLibraryException if a symbol is missing or the ABI version differs
+     */
+    public static FastVmtH bind(String libraryName, SymbolLookup lookup) {
+        FastVmtH bindings = new FastVmtH(libraryName, lookup);
+        int version = bindings.fvmt_abi_version();
+        if (version != FVMT_ABI_VERSION) {
+            throw new NativeLibraryException(libraryName + " implements fastvmt.h ABI version " + version
+                    + " but these bindings expect version " + FVMT_ABI_VERSION);
+        }
+        return bindings;
+    }
+
+    /** The name the library was loaded under (for messages). */
+    public String libraryName() {
+        return libraryName;
+    }
+
+    public int fvmt_abi_version() {
+        try {
+            return (int) abiVersion.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public MemorySegment fvmt_build_name() {
+        try {
+            return (MemorySegment) buildName.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public MemorySegment fvmt_status_message(int status) {
+        try {
+            return (MemorySegment) statusMessage.invokeExact(status);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public MemorySegment fvmt_last_error() {
+        try {
+            return (MemorySegment) lastError.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_supports_dtype(int dtype) {
+        try {
+            return (int) supportsDtype.invokeExact(dtype);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_runtime_check() {
+        try {
+            return (int) runtimeCheck.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_count_nonfinite(MemorySegment x, int dtype, long n, MemorySegment count,
+            MemorySegment stream) {
+        try {
+            return (int) countNonfinite.invokeExact(x, dtype, n, count, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long fvmt_amf_full_workspace_bytes(int frames, int height, int width, int channels, int pairCount) {
+        try {
+            return (long) amfFullWorkspaceBytes.invokeExact(frames, height, width, channels, pairCount);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_amf_full_forward(MemorySegment q, MemorySegment k, int dtype,
+            int frames, int height, int width, int channels, int heads, float temperature,
+            MemorySegment pairs, int pairCount,
+            MemorySegment delta,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) amfFullForward.invokeExact(q, k, dtype, frames, height, width, channels, heads,
+                    temperature, pairs, pairCount, delta, workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_amf_full_backward(MemorySegment q, MemorySegment k, int dtype,
+            int frames, int height, int width, int channels, int heads, float temperature,
+            MemorySegment pairs, int pairCount,
+            MemorySegment dDelta, MemorySegment dq, MemorySegment dk,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) amfFullBackward.invokeExact(q, k, dtype, frames, height, width, channels, heads,
+                    temperature, pairs, pairCount, dDelta, dq, dk, workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long fvmt_amf_window_workspace_bytes(int frames, int height, int width, int channels,
+            int tileH, int tileW, int window, int pairCount) {
+        try {
+            return (long) amfWindowWorkspaceBytes.invokeExact(frames, height, width, channels, tileH, tileW,
+                    window, pairCount);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_amf_window_forward(MemorySegment q, MemorySegment k, int dtype,
+            int frames, int height, int width, int channels, int heads, float temperature,
+            int tileH, int tileW, int window,
+            MemorySegment pairs, int pairCount,
+            MemorySegment delta, MemorySegment windowOrigins,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) amfWindowForward.invokeExact(q, k, dtype, frames, height, width, channels, heads,
+                    temperature, tileH, tileW, window, pairs, pairCount, delta, windowOrigins, workspace,
+                    workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_amf_window_backward(MemorySegment q, MemorySegment k, int dtype,
+            int frames, int height, int width, int channels, int heads, float temperature,
+            int tileH, int tileW, int window,
+            MemorySegment pairs, int pairCount,
+            MemorySegment windowOrigins,
+            MemorySegment dDelta, MemorySegment dq, MemorySegment dk,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) amfWindowBackward.invokeExact(q, k, dtype, frames, height, width, channels, heads,
+                    temperature, tileH, tileW, window, pairs, pairCount, windowOrigins, dDelta, dq, dk,
+                    workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long fvmt_window_loss_workspace_bytes(int pairCount, int tokensPerFrame) {
+        try {
+            return (long) windowLossWorkspaceBytes.invokeExact(pairCount, tokensPerFrame);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_window_loss_forward(MemorySegment deltaRef, MemorySegment deltaGen,
+            MemorySegment pairWeights, int pairCount, int tokensPerFrame, MemorySegment loss,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) windowLossForward.invokeExact(deltaRef, deltaGen, pairWeights, pairCount,
+                    tokensPerFrame, loss, workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_window_loss_backward(MemorySegment deltaRef, MemorySegment deltaGen,
+            MemorySegment pairWeights, int pairCount, int tokensPerFrame, float lossGrad,
+            MemorySegment dDeltaGen, MemorySegment stream) {
+        try {
+            return (int) windowLossBackward.invokeExact(deltaRef, deltaGen, pairWeights, pairCount,
+                    tokensPerFrame, lossGrad, dDeltaGen, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long fvmt_tracking_loss_workspace_bytes(int frames, int height, int width, int channels,
+            int tileH, int tileW, int pairCount) {
+        try {
+            return (long) trackingLossWorkspaceBytes.invokeExact(frames, height, width, channels, tileH, tileW,
+                    pairCount);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_tracking_loss_forward(MemorySegment k, int dtype,
+            int frames, int height, int width, int channels, int tileH, int tileW, int window,
+            MemorySegment pairs, int pairCount,
+            MemorySegment windowOrigins, MemorySegment loss,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) trackingLossForward.invokeExact(k, dtype, frames, height, width, channels, tileH,
+                    tileW, window, pairs, pairCount, windowOrigins, loss, workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_tracking_loss_backward(MemorySegment k, int dtype,
+            int frames, int height, int width, int channels, int tileH, int tileW, int window,
+            MemorySegment pairs, int pairCount,
+            MemorySegment windowOrigins, float lossGrad,
+            MemorySegment dk,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) trackingLossBackward.invokeExact(k, dtype, frames, height, width, channels, tileH,
+                    tileW, window, pairs, pairCount, windowOrigins, lossGrad, dk, workspace, workspaceBytes,
+                    stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_adamw_step(MemorySegment param, MemorySegment freshGrad, MemorySegment gradCache,
+            MemorySegment expAvg, MemorySegment expAvgSq, long n,
+            float lr, float beta1, float beta2, float eps, float weightDecay, int step, MemorySegment stream) {
+        try {
+            return (int) adamwStep.invokeExact(param, freshGrad, gradCache, expAvg, expAvgSq, n, lr, beta1,
+                    beta2, eps, weightDecay, step, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException runtime) {
+            return runtime;
+        }
+        if (t instanceof Error error) {
+            throw error;
+        }
+        return new IllegalStateException("native call failed", t);
+    }
+}
