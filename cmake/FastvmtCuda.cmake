@@ -26,7 +26,9 @@ function(fastvmt_add_cuda_library target)
   set_target_properties(${target} PROPERTIES
     CUDA_ARCHITECTURES "${FASTVMT_CUDA_ARCHITECTURES}"
     CUDA_RUNTIME_LIBRARY Static
-    CUDA_STANDARD 20
+    # C++17: CMake 3.25 knows no CUDA20 dialect for nvcc (and would otherwise take
+    # CXX_STANDARD 20 from FastvmtFlags.cmake); the .cu sources need nothing newer.
+    CUDA_STANDARD 17
     CUDA_STANDARD_REQUIRED ON)
   target_include_directories(${target} PRIVATE
     "${CMAKE_CURRENT_SOURCE_DIR}/include" "${CMAKE_CURRENT_SOURCE_DIR}/common"

@@ -20,6 +20,14 @@
 #define FVMT_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
+// Loop unrolling hint, spelled for each compiler (g++ -Wall rejects CUDA's spelling).
+#define FVMT_PRAGMA(text) _Pragma(#text)
+#if defined(FVMT_CUDA_EMULATION)
+#define FVMT_UNROLL(count) FVMT_PRAGMA(GCC unroll count)
+#else
+#define FVMT_UNROLL(count) FVMT_PRAGMA(unroll count)
+#endif
+
 #include <cstdint>
 
 #include "status.hpp"
