@@ -39,8 +39,8 @@
  *    delta = sum_q P(q) * (row(q), col(q))  -  (r, c)
  *    i.e. the expected position in frame-j coordinates minus the own
  *    position. delta is stored as [pair, H, W, 2] = (d_row, d_col).
- *  - `pairs` is an int32 array [pair_count, 2] of (i, j) frame indices,
- *    0 <= i, j < F. Output pair p of delta belongs to pairs[p].
+ *  - `pairs` is an int32 array [pair_count, 2] of distinct (i, j) frame
+ *    indices, 0 <= i, j < F. Output pair p of delta belongs to pairs[p].
  *
  * Windowed AMF (FastVMT's sliding window):
  *  - A pair with i == j uses full in-frame attention (S = all of frame j).
@@ -115,7 +115,7 @@ FVMT_API int32_t fvmt_supports_dtype(int32_t dtype);
  * error in fvmt_last_error). cpu and cudaemu: always FVMT_OK. */
 FVMT_API int32_t fvmt_runtime_check(void);
 
-/* *count = the number of elements of x (dtype F32 or BF16) that are NaN or
+/* *count = the number of elements of x (dtype F32 or BF16, in every build) that are NaN or
  * infinite. `count` points to one int64 in the build's memory space. */
 FVMT_API int32_t fvmt_count_nonfinite(const void *x, int32_t dtype, int64_t n,
                                       int64_t *count, void *stream);
