@@ -19,7 +19,7 @@ final class CudaBackend implements Backend {
 
     private final FastVmtLibrary library;
     private final String description;
-    private DeviceBlock workspace;
+    private final Scratch workspace = new Scratch(this::allocate);
 
     CudaBackend(FastVmtLibrary library) {
         this.library = library;
@@ -96,24 +96,12 @@ final class CudaBackend implements Backend {
 
     @Override
     public MemorySegment workspace(long bytes) {
-        if (bytes == 0) {
-            return MemorySegment.NULL;
-        }
-        if (workspace == null || workspace.byteSize() < bytes) {
-            if (workspace != null) {
-                workspace.close();
-            }
-            workspace = (DeviceBlock) allocate(bytes);
-        }
-        return workspace.segment();
+        return workspace.get(bytes);
     }
 
     @Override
     public void close() {
-        if (workspace != null) {
-            workspace.close();
-            workspace = null;
-        }
+        workspace.close();
     }
 
     private DeviceBlock device(DeviceMemory memory) {

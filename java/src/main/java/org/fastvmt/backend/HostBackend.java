@@ -15,7 +15,7 @@ final class HostBackend implements Backend {
 
     private final FastVmtLibrary library;
     private final String description;
-    private HostMemory workspace;
+    private final Scratch workspace = new Scratch(this::allocate);
 
     HostBackend(FastVmtLibrary library, String description) {
         this.library = library;
@@ -84,24 +84,12 @@ final class HostBackend implements Backend {
 
     @Override
     public MemorySegment workspace(long bytes) {
-        if (bytes == 0) {
-            return MemorySegment.NULL;
-        }
-        if (workspace == null || workspace.byteSize() < bytes) {
-            if (workspace != null) {
-                workspace.close();
-            }
-            workspace = (HostMemory) allocate(bytes);
-        }
-        return workspace.segment();
+        return workspace.get(bytes);
     }
 
     @Override
     public void close() {
-        if (workspace != null) {
-            workspace.close();
-            workspace = null;
-        }
+        workspace.close();
     }
 
     private HostMemory host(DeviceMemory memory) {

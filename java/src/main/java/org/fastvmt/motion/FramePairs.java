@@ -1,6 +1,8 @@
 package org.fastvmt.motion;
 
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 
 /**
  * The ordered list of frame pairs (i, j) whose motion is computed (query frame i, key frame j),
@@ -76,7 +78,7 @@ public final class FramePairs {
         return new FramePairs(frames, pairs, weights);
     }
 
-    /** Any list: {@code pairs} is flat (i0, j0, i1, j1, ...), one weight per pair. */
+    /** Any list of distinct pairs: {@code pairs} is flat (i0, j0, i1, j1, ...), one weight per pair. */
     public static FramePairs of(int frames, int[] pairs, float[] weights) {
         requireFrames(frames);
         if (pairs.length == 0 || pairs.length % 2 != 0) {
@@ -91,6 +93,13 @@ public final class FramePairs {
             if (pairs[n] < 0 || pairs[n] >= frames) {
                 throw new IllegalArgumentException("pairs[" + n / 2 + "] = (" + pairs[n - n % 2] + ", "
                         + pairs[n - n % 2 + 1] + ") names a frame outside [0, " + frames + ")");
+            }
+        }
+        Set<Long> seen = new HashSet<>();
+        for (int p = 0; p < weights.length; p++) {
+            if (!seen.add((long) pairs[2 * p] * frames + pairs[2 * p + 1])) {
+                throw new IllegalArgumentException("pairs[" + p + "] = (" + pairs[2 * p] + ", " + pairs[2 * p + 1]
+                        + ") repeats an earlier pair; pairs must be distinct");
             }
         }
         for (int p = 0; p < weights.length; p++) {
