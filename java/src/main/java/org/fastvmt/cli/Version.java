@@ -1,0 +1,12 @@
+package org.fastvmt.cli;
+
+import picocli.CommandLine.IVersionProvider;
+
+/** The version from the jar manifest ("development" when run from classes). */
+final class Version implements IVersionProvider {
+    @Override
+    public String[] getVersion() {
+        String version = Main.class.getPackage().getImplementationVersion();
+        return new String[] {"fastvmt " + (version == null ? "development" : version)};
+    }
+}
