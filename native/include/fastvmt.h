@@ -77,7 +77,7 @@ extern "C" {
 #define FVMT_API __attribute__((visibility("default")))
 #endif
 
-#define FVMT_ABI_VERSION 1
+#define FVMT_ABI_VERSION 2
 
 /* Status codes. */
 #define FVMT_OK 0
@@ -245,6 +245,175 @@ FVMT_API int32_t fvmt_adamw_step(float *param, const float *fresh_grad, float *g
                                  float *exp_avg, float *exp_avg_sq, int64_t n,
                                  float lr, float beta1, float beta2, float eps,
                                  float weight_decay, int32_t step, void *stream);
+
+/* ================================================================ DiT ops */
+/* The layers of the Wan2.1 DiT (forward, and backward to every input), used by
+ * org.fastvmt.tensor.Ops. GEMM is not here: it is OpenBLAS on the CPU and cuBLAS
+ * on the GPU, called from Java.
+ *  - Activations are fp32, row-major and contiguous: a [rows, cols] matrix has
+ *    element (r, c) at r * cols + c. rows is int64, cols int32.
+ *  - Gradient outputs ACCUMULATE (+=) like the AMF gradients, except where a
+ *    function says it writes. Gradient outputs marked "may be NULL" are then
+ *    not computed (a NULL dgamma means: no gradient to gamma is wanted).
+ *  - "y may equal x" means the function is correct in place; otherwise outputs
+ *    must not overlap inputs.
+ *  - Reductions over rows (the gradients of per-column vectors: dbias, dgamma,
+ *    dbeta, dweight, dshift, dscale, dgate) use a workspace of
+ *    fvmt_column_reduction_workspace_bytes(rows, cols) bytes and a fixed
+ *    summation order, so they are deterministic. */
+
+/* Scratch bytes every row-reducing backward below needs for (rows, cols). */
+FVMT_API size_t fvmt_column_reduction_workspace_bytes(int64_t rows, int32_t cols);
+
+/* dst[i] = src[i] widened from bf16 (the upper half of an IEEE fp32) to fp32,
+ * i < n. Used to run GEMMs of bf16 weights in fp32. Writes dst. */
+FVMT_API int32_t fvmt_bf16_to_f32(const uint16_t *src, float *dst, int64_t n, void *stream);
+
+/* y[i] += alpha * x[i], i < n (gradient accumulation). */
+FVMT_API int32_t fvmt_add_scaled(const float *x, float alpha, float *y, int64_t n, void *stream);
+
+/* y[r, c] = x[r, c] + bias[c]. y may equal x. */
+FVMT_API int32_t fvmt_bias_add_forward(const float *x, const float *bias, int64_t rows,
+                                       int32_t cols, float *y, void *stream);
+
+/* dbias[c] += sum_r dy[r, c]. (dL/dx = dy needs no kernel.) */
+FVMT_API int32_t fvmt_bias_add_backward(const float *dy, int64_t rows, int32_t cols, float *dbias,
+                                        void *workspace, size_t workspace_bytes, void *stream);
+
+/* LayerNorm over each row: mean = sum_c x / cols, var = sum_c (x - mean)^2 / cols
+ * (biased), y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c].
+ * gamma and beta are both NULL (no affine, Wan's norm1/norm2/head norm) or both
+ * given (norm3). Statistics in fp32 or wider. */
+FVMT_API int32_t fvmt_layer_norm_forward(const float *x, const float *gamma, const float *beta,
+                                         int64_t rows, int32_t cols, float eps, float *y,
+                                         void *stream);
+
+/* Recomputes the row statistics from x. dx, dgamma, dbeta may be NULL (dgamma
+ * and dbeta must be NULL when gamma is). */
+FVMT_API int32_t fvmt_layer_norm_backward(const float *x, const float *gamma, const float *dy,
+                                          int64_t rows, int32_t cols, float eps, float *dx,
+                                          float *dgamma, float *dbeta,
+                                          void *workspace, size_t workspace_bytes, void *stream);
+
+/* RMSNorm over each row (Wan's norm_q/norm_k, over the full width):
+ * y = x / sqrt(sum_c x^2 / cols + eps) * weight[c]; weight may be NULL (1). */
+FVMT_API int32_t fvmt_rms_norm_forward(const float *x, const float *weight, int64_t rows,
+                                       int32_t cols, float eps, float *y, void *stream);
+
+/* dx, dweight may be NULL (dweight must be NULL when weight is). */
+FVMT_API int32_t fvmt_rms_norm_backward(const float *x, const float *weight, const float *dy,
+                                        int64_t rows, int32_t cols, float eps, float *dx,
+                                        float *dweight,
+                                        void *workspace, size_t workspace_bytes, void *stream);
+
+/* Adaptive modulation: y[r, c] = x[r, c] * (1 + scale[c]) + shift[c]. y may equal x. */
+FVMT_API int32_t fvmt_modulate_forward(const float *x, const float *shift, const float *scale,
+                                       int64_t rows, int32_t cols, float *y, void *stream);
+
+/* dx += dy * (1 + scale); dshift += sum_r dy; dscale += sum_r dy * x.
+ * dx, dshift, dscale may be NULL. */
+FVMT_API int32_t fvmt_modulate_backward(const float *x, const float *scale, const float *dy,
+                                        int64_t rows, int32_t cols, float *dx, float *dshift,
+                                        float *dscale,
+                                        void *workspace, size_t workspace_bytes, void *stream);
+
+/* Gated residual: out[r, c] = x[r, c] + gate[c] * y[r, c]; gate NULL means 1 (a
+ * plain residual add). out may equal x. */
+FVMT_API int32_t fvmt_gated_residual_forward(const float *x, const float *y, const float *gate,
+                                             int64_t rows, int32_t cols, float *out,
+                                             void *stream);
+
+/* dx += dout; dy += dout * gate; dgate += sum_r dout * y. dx, dy, dgate may be
+ * NULL (dgate must be NULL when gate is). */
+FVMT_API int32_t fvmt_gated_residual_backward(const float *y, const float *gate,
+                                              const float *dout, int64_t rows, int32_t cols,
+                                              float *dx, float *dy, float *dgate,
+                                              void *workspace, size_t workspace_bytes,
+                                              void *stream);
+
+/* GELU, tanh approximation (PyTorch approximate='tanh'):
+ * y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), i < n. y may equal x. */
+FVMT_API int32_t fvmt_gelu_tanh_forward(const float *x, int64_t n, float *y, void *stream);
+/* dx += dy * gelu_tanh'(x). */
+FVMT_API int32_t fvmt_gelu_tanh_backward(const float *x, const float *dy, int64_t n, float *dx,
+                                         void *stream);
+
+/* SiLU: y = x / (1 + exp(-x)), i < n. y may equal x. */
+FVMT_API int32_t fvmt_silu_forward(const float *x, int64_t n, float *y, void *stream);
+/* dx += dy * silu'(x). */
+FVMT_API int32_t fvmt_silu_backward(const float *x, const float *dy, int64_t n, float *dx,
+                                    void *stream);
+
+/* 3D rotary position embedding (Wan2.1's rope_apply).
+ * x, y: [tokens, heads, head_dim] with tokens = frames * height * width in
+ * (f, r, c) order, token t = (f * height + r) * width + c. head_dim is even; the
+ * pairs (x[2m], x[2m+1]), m < head_dim / 2, are complex numbers, rotated by
+ * angle(t, m):
+ *   with n_r = n_c = (head_dim / 2) / 3 and n_f = head_dim / 2 - 2 * n_r,
+ *   m <  n_f:              f * theta^(-2m / (2 n_f))
+ *   m in [n_f, n_f + n_r): r * theta^(-2(m - n_f) / (2 n_r))
+ *   otherwise:             c * theta^(-2(m - n_f - n_r) / (2 n_c))
+ *   (head_dim 128: 22 / 21 / 21 frequencies; Wan uses theta = 10000).
+ *   y[2m] = x[2m] cos a - x[2m+1] sin a;  y[2m+1] = x[2m] sin a + x[2m+1] cos a.
+ * Angles are computed in double precision. y may equal x. */
+FVMT_API int32_t fvmt_rope3d_forward(const float *x, int32_t frames, int32_t height,
+                                     int32_t width, int32_t heads, int32_t head_dim, float theta,
+                                     float *y, void *stream);
+/* dx += the inverse rotation of dy. */
+FVMT_API int32_t fvmt_rope3d_backward(const float *dy, int32_t frames, int32_t height,
+                                      int32_t width, int32_t heads, int32_t head_dim, float theta,
+                                      float *dx, void *stream);
+
+/* Sinusoidal timestep embedding (Wan's sinusoidal_embedding_1d): half = dim / 2,
+ * w_m = 10000^(-m / half); out[i, m] = cos(t[i] w_m), out[i, half + m] =
+ * sin(t[i] w_m) for m < half; dim even; computed in double. out [count, dim], written. */
+FVMT_API int32_t fvmt_timestep_embedding_forward(const float *t, int32_t count, int32_t dim,
+                                                 float *out, void *stream);
+/* dt[i] += sum_m d_out[i, m] * d out[i, m] / d t[i]. */
+FVMT_API int32_t fvmt_timestep_embedding_backward(const float *t, int32_t count, int32_t dim,
+                                                  const float *d_out, float *dt, void *stream);
+
+/* Patch layouts: the order of the pt*ph*pw*channels features of a token. */
+#define FVMT_PATCH_CHANNEL_FIRST 0 /* ((ch * pt + a) * ph + b) * pw + e: Conv3d weight order */
+#define FVMT_PATCH_CHANNEL_LAST 1  /* ((a * ph + b) * pw + e) * channels + ch: Wan's unpatchify */
+
+/* latent [channels, frames, height, width] (one sample, channel-first) to tokens
+ * [(frames/pt) * (height/ph) * (width/pw), channels*pt*ph*pw]: token
+ * (f * (height/ph) + r) * (width/pw) + c holds latent[ch, f*pt + a, r*ph + b,
+ * c*pw + e] at the feature index of `layout`. frames, height and width are
+ * multiples of pt, ph, pw. A permutation: WRITES tokens; its gradient is
+ * fvmt_unpatchify with the same layout. */
+FVMT_API int32_t fvmt_patchify(const float *latent, int32_t channels, int32_t frames,
+                               int32_t height, int32_t width, int32_t pt, int32_t ph, int32_t pw,
+                               int32_t layout, float *tokens, void *stream);
+/* The inverse of fvmt_patchify (same arguments); WRITES latent. */
+FVMT_API int32_t fvmt_unpatchify(const float *tokens, int32_t channels, int32_t frames,
+                                 int32_t height, int32_t width, int32_t pt, int32_t ph, int32_t pw,
+                                 int32_t layout, float *latent, void *stream);
+
+/* Fused multi-head attention, out = softmax(scale * Q K^T) V per head, no mask.
+ * Tiles of queries stream over tiles of keys with an online softmax; the
+ * [q_tokens, kv_tokens] score matrix is never stored (Wan's self-attention has
+ * 32 760 tokens at 480x832x81, its cross-attention 512 text tokens).
+ * q, out: [q_tokens, heads, head_dim]; k, v: [kv_tokens, heads, head_dim]
+ * (token-major: the layout of a Linear's [tokens, heads * head_dim] output).
+ * lse: [heads, q_tokens], written: the natural log of sum_j exp(scale * q.k_j),
+ * which the backward needs. scale is usually 1 / sqrt(head_dim). */
+FVMT_API size_t fvmt_attention_workspace_bytes(int32_t q_tokens, int32_t kv_tokens, int32_t heads,
+                                               int32_t head_dim);
+FVMT_API int32_t fvmt_attention_forward(const float *q, const float *k, const float *v,
+                                        int32_t q_tokens, int32_t kv_tokens, int32_t heads,
+                                        int32_t head_dim, float scale, float *out, float *lse,
+                                        void *workspace, size_t workspace_bytes, void *stream);
+/* Recomputes the probabilities tile by tile from q, k and lse (out and d_out give
+ * the row terms sum_d d_out * out). dq, dk, dv accumulate; each is computed by
+ * the thread that owns its rows, so no float atomics are used. */
+FVMT_API int32_t fvmt_attention_backward(const float *q, const float *k, const float *v,
+                                         const float *out, const float *lse, const float *d_out,
+                                         int32_t q_tokens, int32_t kv_tokens, int32_t heads,
+                                         int32_t head_dim, float scale, float *dq, float *dk,
+                                         float *dv,
+                                         void *workspace, size_t workspace_bytes, void *stream);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,68 @@
+// Sinusoidal timestep embedding (Wan's sinusoidal_embedding_1d), CPU, and its
+// derivative with respect to t (fastvmt.h, "DiT ops"): half = dim / 2,
+// w_m = 10000^(-m / half), for m < half:
+//   out[i, m] = cos(t_i w_m),   out[i, half + m] = sin(t_i w_m)
+//   dt_i += sum_m -d_out[i, m] w_m sin(t_i w_m) + d_out[i, half + m] w_m cos(t_i w_m)
+// Angles, cos/sin and the sum in double, as Wan computes them: t reaches 1000
+// and w_0 = 1, so fp32 angles would lose three digits. A few rows of a few
+// hundred values: no threads.
+#include <cmath>
+
+#include "boundary.hpp"
+#include "validate.hpp"
+
+using namespace fvmt;
+
+namespace {
+
+int32_t check_embedding(const char *fn, const float *t, int32_t count, int32_t dim) {
+  if (int32_t s = check_positive(fn, "count", count)) return s;
+  if (int32_t s = check_positive(fn, "dim", dim)) return s;
+  if (dim % 2 != 0) return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dim must be even, got %d", fn, dim);
+  return check_pointer(fn, "t", t);
+}
+
+double frequency(int32_t m, int32_t half) { return std::pow(10000.0, -static_cast<double>(m) / half); }
+
+}  // namespace
+
+extern "C" FVMT_API int32_t fvmt_timestep_embedding_forward(const float *t, int32_t count, int32_t dim, float *out,
+                                                            void *) {
+  static constexpr char fn[] = "fvmt_timestep_embedding_forward";
+  return cpu::run_guarded(fn, [&]() -> int32_t {
+    if (int32_t s = check_embedding(fn, t, count, dim)) return s;
+    if (int32_t s = check_pointer(fn, "out", out)) return s;
+    const int32_t half = dim / 2;
+    for (int32_t i = 0; i < count; ++i) {
+      float *row = out + static_cast<int64_t>(i) * dim;
+      for (int32_t m = 0; m < half; ++m) {
+        const double angle = static_cast<double>(t[i]) * frequency(m, half);
+        row[m] = static_cast<float>(std::cos(angle));
+        row[half + m] = static_cast<float>(std::sin(angle));
+      }
+    }
+    return FVMT_OK;
+  });
+}
+
+extern "C" FVMT_API int32_t fvmt_timestep_embedding_backward(const float *t, int32_t count, int32_t dim,
+                                                             const float *d_out, float *dt, void *) {
+  static constexpr char fn[] = "fvmt_timestep_embedding_backward";
+  return cpu::run_guarded(fn, [&]() -> int32_t {
+    if (int32_t s = check_embedding(fn, t, count, dim)) return s;
+    if (int32_t s = check_pointer(fn, "d_out", d_out)) return s;
+    if (int32_t s = check_pointer(fn, "dt", dt)) return s;
+    const int32_t half = dim / 2;
+    for (int32_t i = 0; i < count; ++i) {
+      const float *d_row = d_out + static_cast<int64_t>(i) * dim;
+      double sum = 0.0;
+      for (int32_t m = 0; m < half; ++m) {
+        const double w = frequency(m, half);
+        const double angle = static_cast<double>(t[i]) * w;
+        sum += -d_row[m] * w * std::sin(angle) + d_row[half + m] * w * std::cos(angle);
+      }
+      dt[i] += static_cast<float>(sum);
+    }
+    return FVMT_OK;
+  });
+}
