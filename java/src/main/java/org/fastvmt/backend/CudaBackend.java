@@ -4,22 +4,30 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 
 import jcuda.Pointer;
+import jcuda.jcublas.JCublas2;
+import jcuda.jcublas.cublasHandle;
+import jcuda.jcublas.cublasMath;
+import jcuda.jcublas.cublasOperation;
 import jcuda.runtime.JCuda;
 import jcuda.runtime.cudaDeviceProp;
 import jcuda.runtime.cudaMemcpyKind;
 
+import org.fastvmt.nativeabi.FastVmtH;
 import org.fastvmt.nativeabi.FastVmtLibrary;
 
 /**
  * A GPU: JCuda owns device memory and copies, libfastvmt_cuda runs the kernels on the legacy
- * default stream (so copies and kernels of both CUDA runtimes in the process stay ordered).
+ * default stream (so copies and kernels of both CUDA runtimes in the process stay ordered), and
+ * cuBLAS (JCublas2) runs the GEMMs on that stream too.
  * Only constructed after {@link CudaProbe} found a working device.
  */
 final class CudaBackend implements Backend {
 
     private final FastVmtLibrary library;
     private final String description;
+    private final MemoryMeter meter = new MemoryMeter();
     private final Scratch workspace = new Scratch(this::allocate);
+    private cublasHandle cublas;
 
     CudaBackend(FastVmtLibrary library) {
         this.library = library;
@@ -56,7 +64,8 @@ final class CudaBackend implements Backend {
         DevicePointer pointer = new DevicePointer();
         JCuda.cudaMalloc(pointer, Math.max(bytes, 1));
         JCuda.cudaMemset(pointer, 0, Math.max(bytes, 1));
-        return new DeviceBlock(pointer, bytes);
+        meter.allocated(bytes);
+        return new DeviceBlock(pointer, bytes, meter);
     }
 
     @Override
@@ -75,13 +84,14 @@ final class CudaBackend implements Backend {
     }
 
     @Override
-    public void copy(DeviceMemory src, DeviceMemory dst, long bytes) {
-        JCuda.cudaMemcpy(device(dst).pointer, device(src).pointer, bytes, cudaMemcpyKind.cudaMemcpyDeviceToDevice);
+    public void copy(DeviceMemory src, long srcOffset, DeviceMemory dst, long dstOffset, long bytes) {
+        JCuda.cudaMemcpy(device(dst).pointer.withByteOffset(dstOffset), device(src).pointer.withByteOffset(srcOffset),
+                bytes, cudaMemcpyKind.cudaMemcpyDeviceToDevice);
     }
 
     @Override
-    public void zero(DeviceMemory memory) {
-        JCuda.cudaMemset(device(memory).pointer, 0, memory.byteSize());
+    public void zero(DeviceMemory memory, long offset, long bytes) {
+        JCuda.cudaMemset(device(memory).pointer.withByteOffset(offset), 0, bytes);
     }
 
     @Override
@@ -99,9 +109,71 @@ final class CudaBackend implements Backend {
         return workspace.get(bytes);
     }
 
+    /**
+     * cublasSgemm in CUBLAS_DEFAULT_MATH (true fp32, no TF32). cuBLAS is column-major, and a
+     * row-major matrix read column-major is its transpose, so the row-major C = op(A)·op(B) is
+     * computed as the column-major C^T = op(B)^T·op(A)^T: the operands swap places, keep their
+     * transpose flags and their leading dimensions (the stored row lengths). A bf16 B is widened
+     * on the device by fvmt_bf16_to_f32 into the workspace first.
+     */
+    @Override
+    public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a,
+            MemorySegment b, int bDtype, float beta, MemorySegment c) {
+        if (m < 1 || n < 1 || k < 1) {
+            throw new IllegalArgumentException("m, n and k must be >= 1, got " + m + ", " + n + ", " + k);
+        }
+        MemorySegment bF32 = switch (bDtype) {
+            case FastVmtH.FVMT_DTYPE_F32 -> b;
+            case FastVmtH.FVMT_DTYPE_BF16 -> {
+                long count = (long) k * n;
+                MemorySegment widened = workspace(count * Float.BYTES);
+                library.check(library.h().fvmt_bf16_to_f32(b, widened, count, stream()));
+                yield widened;
+            }
+            default -> throw new IllegalArgumentException("bDtype must be FVMT_DTYPE_F32 or FVMT_DTYPE_BF16, got "
+                    + bDtype);
+        };
+        JCublas2.cublasSgemm(cublas(), transB ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N,
+                transA ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N, n, m, k,
+                Pointer.to(new float[] {alpha}), new DeviceAddress(bF32.address()), transB ? k : n,
+                new DeviceAddress(a.address()), transA ? m : k,
+                Pointer.to(new float[] {beta}), new DeviceAddress(c.address()), n);
+    }
+
+    /** The cuBLAS handle, created on first use; its stream is the legacy default stream, as the kernels'. */
+    private cublasHandle cublas() {
+        if (cublas == null) {
+            JCublas2.setExceptionsEnabled(true);
+            cublasHandle handle = new cublasHandle();
+            JCublas2.cublasCreate(handle);
+            JCublas2.cublasSetMathMode(handle, cublasMath.CUBLAS_DEFAULT_MATH);
+            cublas = handle;
+        }
+        return cublas;
+    }
+
+    @Override
+    public long allocatedBytes() {
+        return meter.current();
+    }
+
+    @Override
+    public long peakAllocatedBytes() {
+        return meter.peak();
+    }
+
+    @Override
+    public void resetPeak() {
+        meter.resetPeak();
+    }
+
     @Override
     public void close() {
         workspace.close();
+        if (cublas != null) {
+            JCublas2.cublasDestroy(cublas);
+            cublas = null;
+        }
     }
 
     private DeviceBlock device(DeviceMemory memory) {
@@ -128,6 +200,13 @@ final class CudaBackend implements Backend {
         }
     }
 
+    /** A device address received from FFM (a tensor's segment), handed to JCublas. */
+    private static final class DeviceAddress extends Pointer {
+        DeviceAddress(long address) {
+            super(address);
+        }
+    }
+
     /** Exposes the raw device address JCuda holds, for the FFM calls. */
     private static final class DevicePointer extends Pointer {
         long address() {
@@ -138,11 +217,13 @@ final class CudaBackend implements Backend {
     private static final class DeviceBlock implements DeviceMemory {
         private final DevicePointer pointer;
         private final long bytes;
+        private final MemoryMeter meter;
         private boolean freed;
 
-        DeviceBlock(DevicePointer pointer, long bytes) {
+        DeviceBlock(DevicePointer pointer, long bytes, MemoryMeter meter) {
             this.pointer = pointer;
             this.bytes = bytes;
+            this.meter = meter;
         }
 
         @Override
@@ -165,6 +246,7 @@ final class CudaBackend implements Backend {
             if (!freed) {
                 freed = true;
                 JCuda.cudaFree(pointer);
+                meter.freed(bytes);
             }
         }
     }

@@ -3,6 +3,7 @@ package org.fastvmt.backend;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
+import org.fastvmt.nativeabi.FastVmtH;
 import org.fastvmt.nativeabi.FastVmtLibrary;
 
 /**
@@ -15,6 +16,7 @@ final class HostBackend implements Backend {
 
     private final FastVmtLibrary library;
     private final String description;
+    private final MemoryMeter meter = new MemoryMeter();
     private final Scratch workspace = new Scratch(this::allocate);
 
     HostBackend(FastVmtLibrary library, String description) {
@@ -45,7 +47,9 @@ final class HostBackend implements Backend {
         Arena arena = Arena.ofShared();
         try {
             // Arena memory is zero-filled.
-            return new HostMemory(arena, arena.allocate(Math.max(bytes, 1), ALIGNMENT), bytes);
+            HostMemory memory = new HostMemory(arena, arena.allocate(Math.max(bytes, 1), ALIGNMENT), bytes, meter);
+            meter.allocated(bytes);
+            return memory;
         } catch (OutOfMemoryError e) {
             arena.close();
             throw new OutOfMemoryError("cannot allocate " + bytes + " bytes of host memory for " + name());
@@ -63,13 +67,13 @@ final class HostBackend implements Backend {
     }
 
     @Override
-    public void copy(DeviceMemory src, DeviceMemory dst, long bytes) {
-        MemorySegment.copy(host(src).segment(), 0, host(dst).segment(), 0, bytes);
+    public void copy(DeviceMemory src, long srcOffset, DeviceMemory dst, long dstOffset, long bytes) {
+        MemorySegment.copy(host(src).segment(), srcOffset, host(dst).segment(), dstOffset, bytes);
     }
 
     @Override
-    public void zero(DeviceMemory memory) {
-        host(memory).segment().fill((byte) 0);
+    public void zero(DeviceMemory memory, long offset, long bytes) {
+        host(memory).segment().asSlice(offset, bytes).fill((byte) 0);
     }
 
     @Override
@@ -87,6 +91,51 @@ final class HostBackend implements Backend {
         return workspace.get(bytes);
     }
 
+    /**
+     * OpenBLAS cblas_sgemm on both host backends (cudaemu emulates the CUDA kernels, not cuBLAS).
+     * A bf16 B is widened by the library's fvmt_bf16_to_f32 into the workspace first: Debian's
+     * OpenBLAS 0.3.21 and bytedeco's build export no cblas_sbgemm (checked with nm -D).
+     */
+    @Override
+    public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a,
+            MemorySegment b, int bDtype, float beta, MemorySegment c) {
+        if (m < 1 || n < 1 || k < 1) {
+            throw new IllegalArgumentException("m, n and k must be >= 1, got " + m + ", " + n + ", " + k);
+        }
+        MemorySegment bF32 = switch (bDtype) {
+            case FastVmtH.FVMT_DTYPE_F32 -> b;
+            case FastVmtH.FVMT_DTYPE_BF16 -> widen(b, (long) k * n);
+            default -> throw new IllegalArgumentException("bDtype must be FVMT_DTYPE_F32 or FVMT_DTYPE_BF16, got "
+                    + bDtype);
+        };
+        OpenBlas.load().sgemm(transA, transB, m, n, k, alpha, a, transA ? m : k, bF32, transB ? k : n, beta, c, n);
+    }
+
+    private MemorySegment widen(MemorySegment bf16, long count) {
+        if (bf16.byteSize() < count * Short.BYTES) {
+            throw new IllegalArgumentException("b holds " + bf16.byteSize() / Short.BYTES + " bf16 values, needs "
+                    + count);
+        }
+        MemorySegment f32 = workspace(count * Float.BYTES);
+        library.check(library.h().fvmt_bf16_to_f32(bf16, f32, count, stream()));
+        return f32;
+    }
+
+    @Override
+    public long allocatedBytes() {
+        return meter.current();
+    }
+
+    @Override
+    public long peakAllocatedBytes() {
+        return meter.peak();
+    }
+
+    @Override
+    public void resetPeak() {
+        meter.resetPeak();
+    }
+
     @Override
     public void close() {
         workspace.close();
@@ -102,10 +151,12 @@ final class HostBackend implements Backend {
     private static final class HostMemory implements DeviceMemory {
         private final Arena arena;
         private final MemorySegment segment;
+        private final MemoryMeter meter;
 
-        HostMemory(Arena arena, MemorySegment allocated, long bytes) {
+        HostMemory(Arena arena, MemorySegment allocated, long bytes, MemoryMeter meter) {
             this.arena = arena;
             this.segment = allocated.asSlice(0, bytes);
+            this.meter = meter;
         }
 
         @Override
@@ -127,6 +178,7 @@ final class HostBackend implements Backend {
         public void close() {
             if (arena.scope().isAlive()) {
                 arena.close();
+                meter.freed(segment.byteSize());
             }
         }
     }

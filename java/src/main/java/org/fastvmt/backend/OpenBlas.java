@@ -17,8 +17,8 @@ import java.util.SplittableRandom;
 import org.fastvmt.nativeabi.FastVmtLibrary;
 
 /**
- * OpenBLAS's {@code cblas_sgemm}, bound through FFM: the CPU GEMM roofline that {@code bench amf}
- * and the JMH benchmarks compare the AMF kernels with. The library is the system's
+ * OpenBLAS's {@code cblas_sgemm}, bound through FFM: the GEMM of the cpu backend (every Linear
+ * of the DiT) and the CPU roofline that the benchmarks compare the kernels with. The library is the system's
  * {@code libopenblas.so.0} (Debian package {@value #PACKAGE}), found by the dynamic loader or in
  * its multiarch {@code openblas-pthread} folder.
  */
@@ -30,6 +30,7 @@ public final class OpenBlas {
     private static final String LIBRARY = "libopenblas.so.0";
     private static final int CBLAS_ROW_MAJOR = 101;
     private static final int CBLAS_NO_TRANS = 111;
+    private static final int CBLAS_TRANS = 112;
 
     private static OpenBlas loaded;
 
@@ -75,7 +76,7 @@ public final class OpenBlas {
             }
             if (loaded == null) {
                 throw new IllegalStateException("OpenBLAS (" + LIBRARY + ") was not found (tried " + tried
-                        + "); it is the sgemm roofline: install the package " + PACKAGE
+                        + "); the cpu backend computes its GEMMs with it: install the package " + PACKAGE
                         + " (apt-get install " + PACKAGE + ")");
             }
         }
@@ -151,17 +152,38 @@ public final class OpenBlas {
      */
     public void sgemm(int m, int n, int k, float alpha, MemorySegment a, MemorySegment b, float beta,
             MemorySegment c) {
+        sgemm(false, false, m, n, k, alpha, a, k, b, n, beta, c, n);
+    }
+
+    /**
+     * cblas_sgemm in row-major order: C[m, n] = alpha·op(A)·op(B) + beta·C with op(A) [m, k] and
+     * op(B) [k, n]. A is stored as [m, k] rows of stride {@code lda}, or [k, m] when
+     * {@code transA}; B as [k, n] of stride {@code ldb}, or [n, k] when {@code transB}; C as
+     * [m, n] of stride {@code ldc}. All in native memory.
+     */
+    public void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a,
+            int lda, MemorySegment b, int ldb, float beta, MemorySegment c, int ldc) {
         if (m < 1 || n < 1 || k < 1) {
             throw new IllegalArgumentException("m, n and k must be >= 1, got " + m + ", " + n + ", " + k);
         }
-        requireFloats(a, "a", (long) m * k);
-        requireFloats(b, "b", (long) k * n);
-        requireFloats(c, "c", (long) m * n);
+        requireMatrix(a, "a", transA ? k : m, transA ? m : k, lda);
+        requireMatrix(b, "b", transB ? n : k, transB ? k : n, ldb);
+        requireMatrix(c, "c", m, n, ldc);
         try {
-            sgemm.invokeExact(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, m, n, k, alpha, a, k, b, n, beta, c, n);
+            sgemm.invokeExact(CBLAS_ROW_MAJOR, transA ? CBLAS_TRANS : CBLAS_NO_TRANS,
+                    transB ? CBLAS_TRANS : CBLAS_NO_TRANS, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         } catch (Throwable t) {
             throw new IllegalStateException("cblas_sgemm failed", t);
         }
+    }
+
+    /** A row-major [rows, cols] matrix with rows {@code stride} floats apart must fit in {@code segment}. */
+    private static void requireMatrix(MemorySegment segment, String name, int rows, int cols, int stride) {
+        if (stride < cols) {
+            throw new IllegalArgumentException("the leading dimension of " + name + " must be >= " + cols
+                    + ", got " + stride);
+        }
+        requireFloats(segment, name, (long) (rows - 1) * stride + cols);
     }
 
     private static void requireFloats(MemorySegment segment, String name, long count) {

@@ -29,7 +29,7 @@ import java.util.Map;
  */
 public final class FastVmtH {
 
-    public static final int FVMT_ABI_VERSION = 1;
+    public static final int FVMT_ABI_VERSION = 2;
 
     public static final int FVMT_OK = 0;
     public static final int FVMT_ERR_INVALID_ARGUMENT = 1;
@@ -41,6 +41,9 @@ public final class FastVmtH {
 
     public static final int FVMT_DTYPE_F32 = 0;
     public static final int FVMT_DTYPE_BF16 = 1;
+
+    public static final int FVMT_PATCH_CHANNEL_FIRST = 0;
+    public static final int FVMT_PATCH_CHANNEL_LAST = 1;
 
     private static final FunctionDescriptor fvmt_abi_version$DESC = FunctionDescriptor.of(JAVA_INT);
     private static final FunctionDescriptor fvmt_build_name$DESC = FunctionDescriptor.of(ADDRESS);
@@ -115,6 +118,66 @@ public final class FastVmtH {
             ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
             JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, ADDRESS);
 
+    // DiT ops (ABI version 2).
+    private static final FunctionDescriptor fvmt_column_reduction_workspace_bytes$DESC = FunctionDescriptor.of(
+            JAVA_LONG, JAVA_LONG, JAVA_INT);
+    private static final FunctionDescriptor fvmt_bf16_to_f32$DESC = FunctionDescriptor.of(JAVA_INT, ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_add_scaled$DESC = FunctionDescriptor.of(JAVA_INT, ADDRESS,
+            JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_bias_add_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_bias_add_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_layer_norm_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_layer_norm_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+            JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_rms_norm_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_rms_norm_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS,
+            JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_modulate_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_modulate_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+            ADDRESS);
+    private static final FunctionDescriptor fvmt_gated_residual_forward$DESC = FunctionDescriptor.of(
+            JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_gated_residual_backward$DESC = FunctionDescriptor.of(
+            JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+            JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_gelu_tanh_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_gelu_tanh_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_silu_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_silu_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_rope3d_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_rope3d_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_timestep_embedding_forward$DESC = FunctionDescriptor.of(
+            JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_timestep_embedding_backward$DESC = FunctionDescriptor.of(
+            JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_patchify$DESC = FunctionDescriptor.of(JAVA_INT, ADDRESS,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_unpatchify$DESC = FunctionDescriptor.of(JAVA_INT, ADDRESS,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_attention_workspace_bytes$DESC = FunctionDescriptor.of(
+            JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
+    private static final FunctionDescriptor fvmt_attention_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_attention_backward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+            JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+
     /** Every bound function, in header order: the C name and its descriptor. */
     public static final Map<String, FunctionDescriptor> FUNCTIONS;
 
@@ -140,6 +203,32 @@ public final class FastVmtH {
         functions.put("fvmt_tracking_loss_forward", fvmt_tracking_loss_forward$DESC);
         functions.put("fvmt_tracking_loss_backward", fvmt_tracking_loss_backward$DESC);
         functions.put("fvmt_adamw_step", fvmt_adamw_step$DESC);
+        functions.put("fvmt_column_reduction_workspace_bytes", fvmt_column_reduction_workspace_bytes$DESC);
+        functions.put("fvmt_bf16_to_f32", fvmt_bf16_to_f32$DESC);
+        functions.put("fvmt_add_scaled", fvmt_add_scaled$DESC);
+        functions.put("fvmt_bias_add_forward", fvmt_bias_add_forward$DESC);
+        functions.put("fvmt_bias_add_backward", fvmt_bias_add_backward$DESC);
+        functions.put("fvmt_layer_norm_forward", fvmt_layer_norm_forward$DESC);
+        functions.put("fvmt_layer_norm_backward", fvmt_layer_norm_backward$DESC);
+        functions.put("fvmt_rms_norm_forward", fvmt_rms_norm_forward$DESC);
+        functions.put("fvmt_rms_norm_backward", fvmt_rms_norm_backward$DESC);
+        functions.put("fvmt_modulate_forward", fvmt_modulate_forward$DESC);
+        functions.put("fvmt_modulate_backward", fvmt_modulate_backward$DESC);
+        functions.put("fvmt_gated_residual_forward", fvmt_gated_residual_forward$DESC);
+        functions.put("fvmt_gated_residual_backward", fvmt_gated_residual_backward$DESC);
+        functions.put("fvmt_gelu_tanh_forward", fvmt_gelu_tanh_forward$DESC);
+        functions.put("fvmt_gelu_tanh_backward", fvmt_gelu_tanh_backward$DESC);
+        functions.put("fvmt_silu_forward", fvmt_silu_forward$DESC);
+        functions.put("fvmt_silu_backward", fvmt_silu_backward$DESC);
+        functions.put("fvmt_rope3d_forward", fvmt_rope3d_forward$DESC);
+        functions.put("fvmt_rope3d_backward", fvmt_rope3d_backward$DESC);
+        functions.put("fvmt_timestep_embedding_forward", fvmt_timestep_embedding_forward$DESC);
+        functions.put("fvmt_timestep_embedding_backward", fvmt_timestep_embedding_backward$DESC);
+        functions.put("fvmt_patchify", fvmt_patchify$DESC);
+        functions.put("fvmt_unpatchify", fvmt_unpatchify$DESC);
+        functions.put("fvmt_attention_workspace_bytes", fvmt_attention_workspace_bytes$DESC);
+        functions.put("fvmt_attention_forward", fvmt_attention_forward$DESC);
+        functions.put("fvmt_attention_backward", fvmt_attention_backward$DESC);
         FUNCTIONS = Collections.unmodifiableMap(functions);
     }
 
@@ -164,6 +253,32 @@ public final class FastVmtH {
     private final MethodHandle trackingLossForward;
     private final MethodHandle trackingLossBackward;
     private final MethodHandle adamwStep;
+    private final MethodHandle columnReductionWorkspaceBytes;
+    private final MethodHandle bf16ToF32;
+    private final MethodHandle addScaled;
+    private final MethodHandle biasAddForward;
+    private final MethodHandle biasAddBackward;
+    private final MethodHandle layerNormForward;
+    private final MethodHandle layerNormBackward;
+    private final MethodHandle rmsNormForward;
+    private final MethodHandle rmsNormBackward;
+    private final MethodHandle modulateForward;
+    private final MethodHandle modulateBackward;
+    private final MethodHandle gatedResidualForward;
+    private final MethodHandle gatedResidualBackward;
+    private final MethodHandle geluTanhForward;
+    private final MethodHandle geluTanhBackward;
+    private final MethodHandle siluForward;
+    private final MethodHandle siluBackward;
+    private final MethodHandle rope3dForward;
+    private final MethodHandle rope3dBackward;
+    private final MethodHandle timestepEmbeddingForward;
+    private final MethodHandle timestepEmbeddingBackward;
+    private final MethodHandle patchify;
+    private final MethodHandle unpatchify;
+    private final MethodHandle attentionWorkspaceBytes;
+    private final MethodHandle attentionForward;
+    private final MethodHandle attentionBackward;
 
     private FastVmtH(String libraryName, SymbolLookup lookup) {
         this.libraryName = libraryName;
@@ -195,6 +310,32 @@ public final class FastVmtH {
         trackingLossForward = handles.get("fvmt_tracking_loss_forward");
         trackingLossBackward = handles.get("fvmt_tracking_loss_backward");
         adamwStep = handles.get("fvmt_adamw_step");
+        columnReductionWorkspaceBytes = handles.get("fvmt_column_reduction_workspace_bytes");
+        bf16ToF32 = handles.get("fvmt_bf16_to_f32");
+        addScaled = handles.get("fvmt_add_scaled");
+        biasAddForward = handles.get("fvmt_bias_add_forward");
+        biasAddBackward = handles.get("fvmt_bias_add_backward");
+        layerNormForward = handles.get("fvmt_layer_norm_forward");
+        layerNormBackward = handles.get("fvmt_layer_norm_backward");
+        rmsNormForward = handles.get("fvmt_rms_norm_forward");
+        rmsNormBackward = handles.get("fvmt_rms_norm_backward");
+        modulateForward = handles.get("fvmt_modulate_forward");
+        modulateBackward = handles.get("fvmt_modulate_backward");
+        gatedResidualForward = handles.get("fvmt_gated_residual_forward");
+        gatedResidualBackward = handles.get("fvmt_gated_residual_backward");
+        geluTanhForward = handles.get("fvmt_gelu_tanh_forward");
+        geluTanhBackward = handles.get("fvmt_gelu_tanh_backward");
+        siluForward = handles.get("fvmt_silu_forward");
+        siluBackward = handles.get("fvmt_silu_backward");
+        rope3dForward = handles.get("fvmt_rope3d_forward");
+        rope3dBackward = handles.get("fvmt_rope3d_backward");
+        timestepEmbeddingForward = handles.get("fvmt_timestep_embedding_forward");
+        timestepEmbeddingBackward = handles.get("fvmt_timestep_embedding_backward");
+        patchify = handles.get("fvmt_patchify");
+        unpatchify = handles.get("fvmt_unpatchify");
+        attentionWorkspaceBytes = handles.get("fvmt_attention_workspace_bytes");
+        attentionForward = handles.get("fvmt_attention_forward");
+        attentionBackward = handles.get("fvmt_attention_backward");
     }
 
     /**
@@ -423,6 +564,252 @@ public final class FastVmtH {
         try {
             return (int) adamwStep.invokeExact(param, freshGrad, gradCache, expAvg, expAvgSq, n, lr, beta1,
                     beta2, eps, weightDecay, step, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long fvmt_column_reduction_workspace_bytes(long rows, int cols) {
+        try {
+            return (long) columnReductionWorkspaceBytes.invokeExact(rows, cols);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_bf16_to_f32(MemorySegment src, MemorySegment dst, long n, MemorySegment stream) {
+        try {
+            return (int) bf16ToF32.invokeExact(src, dst, n, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_add_scaled(MemorySegment x, float alpha, MemorySegment y, long n, MemorySegment stream) {
+        try {
+            return (int) addScaled.invokeExact(x, alpha, y, n, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_bias_add_forward(MemorySegment x, MemorySegment bias, long rows, int cols,
+            MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) biasAddForward.invokeExact(x, bias, rows, cols, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_bias_add_backward(MemorySegment dy, long rows, int cols, MemorySegment dbias,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) biasAddBackward.invokeExact(dy, rows, cols, dbias, workspace, workspaceBytes,
+                    stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_layer_norm_forward(MemorySegment x, MemorySegment gamma, MemorySegment beta, long rows,
+            int cols, float eps, MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) layerNormForward.invokeExact(x, gamma, beta, rows, cols, eps, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_layer_norm_backward(MemorySegment x, MemorySegment gamma, MemorySegment dy, long rows,
+            int cols, float eps, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) layerNormBackward.invokeExact(x, gamma, dy, rows, cols, eps, dx, dgamma, dbeta,
+                    workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_rms_norm_forward(MemorySegment x, MemorySegment weight, long rows, int cols, float eps,
+            MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) rmsNormForward.invokeExact(x, weight, rows, cols, eps, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_rms_norm_backward(MemorySegment x, MemorySegment weight, MemorySegment dy, long rows,
+            int cols, float eps, MemorySegment dx, MemorySegment dweight, MemorySegment workspace,
+            long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) rmsNormBackward.invokeExact(x, weight, dy, rows, cols, eps, dx, dweight, workspace,
+                    workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_modulate_forward(MemorySegment x, MemorySegment shift, MemorySegment scale, long rows,
+            int cols, MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) modulateForward.invokeExact(x, shift, scale, rows, cols, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_modulate_backward(MemorySegment x, MemorySegment scale, MemorySegment dy, long rows,
+            int cols, MemorySegment dx, MemorySegment dshift, MemorySegment dscale, MemorySegment workspace,
+            long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) modulateBackward.invokeExact(x, scale, dy, rows, cols, dx, dshift, dscale,
+                    workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_gated_residual_forward(MemorySegment x, MemorySegment y, MemorySegment gate, long rows,
+            int cols, MemorySegment out, MemorySegment stream) {
+        try {
+            return (int) gatedResidualForward.invokeExact(x, y, gate, rows, cols, out, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_gated_residual_backward(MemorySegment y, MemorySegment gate, MemorySegment dOut,
+            long rows, int cols, MemorySegment dx, MemorySegment dy, MemorySegment dgate,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) gatedResidualBackward.invokeExact(y, gate, dOut, rows, cols, dx, dy, dgate,
+                    workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_gelu_tanh_forward(MemorySegment x, long n, MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) geluTanhForward.invokeExact(x, n, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_gelu_tanh_backward(MemorySegment x, MemorySegment dy, long n, MemorySegment dx,
+            MemorySegment stream) {
+        try {
+            return (int) geluTanhBackward.invokeExact(x, dy, n, dx, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_silu_forward(MemorySegment x, long n, MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) siluForward.invokeExact(x, n, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_silu_backward(MemorySegment x, MemorySegment dy, long n, MemorySegment dx,
+            MemorySegment stream) {
+        try {
+            return (int) siluBackward.invokeExact(x, dy, n, dx, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_rope3d_forward(MemorySegment x, int frames, int height, int width, int heads,
+            int headDim, float theta, MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) rope3dForward.invokeExact(x, frames, height, width, heads, headDim, theta, y,
+                    stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_rope3d_backward(MemorySegment dy, int frames, int height, int width, int heads,
+            int headDim, float theta, MemorySegment dx, MemorySegment stream) {
+        try {
+            return (int) rope3dBackward.invokeExact(dy, frames, height, width, heads, headDim, theta, dx,
+                    stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_timestep_embedding_forward(MemorySegment timesteps, int count, int dim, MemorySegment out,
+            MemorySegment stream) {
+        try {
+            return (int) timestepEmbeddingForward.invokeExact(timesteps, count, dim, out, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_timestep_embedding_backward(MemorySegment timesteps, int count, int dim, MemorySegment dOut,
+            MemorySegment dt, MemorySegment stream) {
+        try {
+            return (int) timestepEmbeddingBackward.invokeExact(timesteps, count, dim, dOut, dt, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_patchify(MemorySegment latent, int channels, int frames, int height, int width, int pt,
+            int ph, int pw, int layout, MemorySegment tokens, MemorySegment stream) {
+        try {
+            return (int) patchify.invokeExact(latent, channels, frames, height, width, pt, ph, pw, layout,
+                    tokens, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_unpatchify(MemorySegment tokens, int channels, int frames, int height, int width,
+            int pt, int ph, int pw, int layout, MemorySegment latent, MemorySegment stream) {
+        try {
+            return (int) unpatchify.invokeExact(tokens, channels, frames, height, width, pt, ph, pw, layout,
+                    latent, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long fvmt_attention_workspace_bytes(int qTokens, int kvTokens, int heads, int headDim) {
+        try {
+            return (long) attentionWorkspaceBytes.invokeExact(qTokens, kvTokens, heads, headDim);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_attention_forward(MemorySegment q, MemorySegment k, MemorySegment v, int qTokens,
+            int kvTokens, int heads, int headDim, float scale, MemorySegment out, MemorySegment lse,
+            MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) attentionForward.invokeExact(q, k, v, qTokens, kvTokens, heads, headDim, scale,
+                    out, lse, workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_attention_backward(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+            MemorySegment lse, MemorySegment dOut, int qTokens, int kvTokens, int heads, int headDim,
+            float scale, MemorySegment dq, MemorySegment dk, MemorySegment dv, MemorySegment workspace,
+            long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) attentionBackward.invokeExact(q, k, v, out, lse, dOut, qTokens, kvTokens, heads,
+                    headDim, scale, dq, dk, dv, workspace, workspaceBytes, stream);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -9,8 +9,10 @@ import org.fastvmt.backend.Backend;
 import org.fastvmt.backend.DeviceMemory;
 
 /**
- * A dense, row-major array of one {@link DType} in a {@link Backend}'s memory. Tensors own their
- * memory: close them (or use try-with-resources).
+ * A dense, row-major array of one {@link DType} in a {@link Backend}'s memory. A tensor made by
+ * {@link #zeros}/{@link #of} owns its memory: close it (or use try-with-resources). A
+ * {@link #view} or {@link #slice} is a window on the memory of its {@link #base()} tensor: it
+ * owns nothing, closing it does nothing, and it is valid while the base is open.
  */
 public final class Tensor implements AutoCloseable {
 
@@ -19,6 +21,10 @@ public final class Tensor implements AutoCloseable {
     private final long[] shape;
     private final long elementCount;
     private final DeviceMemory memory;
+    /** The owning tensor: this one, or the base of the tensor a view was taken from. */
+    private final Tensor base;
+    /** Where this tensor starts in the base, in elements. */
+    private final long offset;
 
     private Tensor(Backend backend, DType dtype, long[] shape) {
         this.backend = backend;
@@ -26,6 +32,18 @@ public final class Tensor implements AutoCloseable {
         this.shape = shape.clone();
         this.elementCount = elementCount(shape);
         this.memory = backend.allocate(Math.multiplyExact(elementCount, (long) dtype.bytes()));
+        this.base = this;
+        this.offset = 0;
+    }
+
+    private Tensor(Tensor base, long offset, long[] shape) {
+        this.backend = base.backend;
+        this.dtype = base.dtype;
+        this.shape = shape.clone();
+        this.elementCount = elementCount(shape);
+        this.memory = base.memory;
+        this.base = base;
+        this.offset = offset;
     }
 
     /** A zero-filled tensor. */
@@ -76,12 +94,72 @@ public final class Tensor implements AutoCloseable {
         return tensor;
     }
 
+    /** The same elements under another shape of the same element count; a non-owning view. */
+    public Tensor view(long... newShape) {
+        long count = elementCount(newShape);
+        if (count != elementCount) {
+            throw new IllegalArgumentException("view: shape " + Arrays.toString(newShape) + " holds " + count
+                    + " elements, the tensor " + Arrays.toString(shape) + " holds " + elementCount);
+        }
+        return new Tensor(base, offset, newShape);
+    }
+
+    /**
+     * The {@code shape}-shaped run of elements that starts {@code elementOffset} elements into this
+     * tensor (row-major order); a non-owning view.
+     */
+    public Tensor slice(long elementOffset, long... newShape) {
+        long count = elementCount(newShape);
+        if (elementOffset < 0 || elementOffset > elementCount - count) {
+            throw new IllegalArgumentException("slice: " + count + " elements " + Arrays.toString(newShape)
+                    + " from offset " + elementOffset + " do not fit in " + elementCount + " elements "
+                    + Arrays.toString(shape));
+        }
+        return new Tensor(base, offset + elementOffset, newShape);
+    }
+
+    /** The tensor that owns this one's memory: itself unless this is a view or a slice. */
+    public Tensor base() {
+        return base;
+    }
+
+    /** Where this tensor starts in {@link #base()}, in elements (0 for an owning tensor). */
+    public long offset() {
+        return offset;
+    }
+
+    /** Whether this is a view or slice of another tensor (and so owns nothing). */
+    public boolean isView() {
+        return base != this;
+    }
+
+    /**
+     * Overwrites this tensor with {@code host}: exactly {@link #byteSize()} bytes in this tensor's
+     * dtype, native byte order (a mapped file region is fine: nothing is converted or copied twice).
+     */
+    public void copyFromHost(MemorySegment host) {
+        if (host.byteSize() != byteSize()) {
+            throw new IllegalArgumentException("copyFromHost: " + host.byteSize() + " bytes given, " + this
+                    + " holds " + byteSize());
+        }
+        backend.upload(host, memory, byteOffset(), byteSize());
+    }
+
+    /** Copies this tensor's {@link #byteSize()} bytes into {@code host} (at least that large). */
+    public void copyToHost(MemorySegment host) {
+        if (host.byteSize() < byteSize()) {
+            throw new IllegalArgumentException("copyToHost: " + host.byteSize() + " bytes of room, " + this
+                    + " holds " + byteSize());
+        }
+        backend.download(memory, byteOffset(), host, byteSize());
+    }
+
     /** The elements as floats (F32, or BF16 widened). */
     public float[] toFloatArray() {
         float[] out = new float[Math.toIntExact(elementCount)];
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(Math.max(byteSize(), 1), 8);
-            backend.download(memory, 0, host, byteSize());
+            backend.download(memory, byteOffset(), host, byteSize());
             switch (dtype) {
                 case F32 -> MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out, 0, out.length);
                 case BF16 -> {
@@ -103,7 +181,7 @@ public final class Tensor implements AutoCloseable {
         int[] out = new int[Math.toIntExact(elementCount)];
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(Math.max(byteSize(), 1), 8);
-            backend.download(memory, 0, host, byteSize());
+            backend.download(memory, byteOffset(), host, byteSize());
             MemorySegment.copy(host, ValueLayout.JAVA_INT, 0, out, 0, out.length);
         }
         return out;
@@ -118,7 +196,7 @@ public final class Tensor implements AutoCloseable {
             return 0;
         }
         try (DeviceMemory count = backend.allocate(Long.BYTES); Arena arena = Arena.ofConfined()) {
-            backend.library().check(backend.library().h().fvmt_count_nonfinite(memory.segment(),
+            backend.library().check(backend.library().h().fvmt_count_nonfinite(segment(),
                     dtype.nativeCode(), elementCount, count.segment(), backend.stream()));
             MemorySegment host = arena.allocate(ValueLayout.JAVA_LONG);
             backend.download(count, 0, host, Long.BYTES);
@@ -128,7 +206,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Overwrites every element with zero. */
     public void zero() {
-        backend.zero(memory);
+        backend.zero(memory, byteOffset(), byteSize());
     }
 
     /** Copies the content of {@code source} (same backend, dtype and element count) into this tensor. */
@@ -137,12 +215,16 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("copyFrom needs a " + dtype + " tensor of " + elementCount
                     + " elements on " + backend.name() + ", got " + source);
         }
-        backend.copy(source.memory, memory, byteSize());
+        backend.copy(source.memory, source.byteOffset(), memory, byteOffset(), byteSize());
     }
 
-    /** The address native calls receive. */
+    /**
+     * The address native calls receive: on host backends a segment of exactly this tensor's
+     * bytes, on cuda the device address (a zero-length segment).
+     */
     public MemorySegment segment() {
-        return memory.segment();
+        MemorySegment segment = memory.segment(byteOffset());
+        return segment.byteSize() > byteSize() ? segment.asSlice(0, byteSize()) : segment;
     }
 
     public Backend backend() {
@@ -173,14 +255,22 @@ public final class Tensor implements AutoCloseable {
         return elementCount * dtype.bytes();
     }
 
+    /** Frees the memory of an owning tensor; does nothing for a view. */
     @Override
     public void close() {
-        memory.close();
+        if (!isView()) {
+            memory.close();
+        }
     }
 
     @Override
     public String toString() {
-        return "Tensor" + Arrays.toString(shape) + " " + dtype + " on " + backend.name();
+        return "Tensor" + Arrays.toString(shape) + " " + dtype + " on " + backend.name()
+                + (isView() ? " (view at " + offset + " of " + Arrays.toString(base.shape) + ")" : "");
+    }
+
+    private long byteOffset() {
+        return offset * dtype.bytes();
     }
 
     private static long elementCount(long[] shape) {

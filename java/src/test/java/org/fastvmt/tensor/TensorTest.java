@@ -2,6 +2,7 @@ package org.fastvmt.tensor;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.SplittableRandom;
@@ -98,6 +99,39 @@ class TensorTest {
             assertThrows(IllegalStateException.class, f32::toIntArray);
             assertThrows(IllegalArgumentException.class, () -> f32.copyFrom(other));
         }
+    }
+
+    /** Views and slices share their base's memory, read and write their own range, and own nothing. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("org.fastvmt.reference.OpenBackends#devices")
+    void viewsAndSlicesAreWindowsOnTheBase(Device device) {
+        Backend backend = BACKENDS.get(device);
+        float[] data = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+        long before = backend.allocatedBytes();
+        try (Tensor base = Tensor.of(backend, data, 3, 4); Tensor source = Tensor.of(backend, new float[] {-1, -2}, 2)) {
+            assertEquals(before + 48 + 8, backend.allocatedBytes());
+            Tensor view = base.view(2, 6);
+            Tensor row = base.slice(4, 4);
+            Tensor pair = view.slice(7, 2);
+            assertArrayEquals(new long[] {2, 6}, view.shape());
+            assertEquals(before + 48 + 8, backend.allocatedBytes(), "views allocate nothing");
+            assertArrayEquals(data, view.toFloatArray());
+            assertArrayEquals(new float[] {4, 5, 6, 7}, row.toFloatArray());
+            assertArrayEquals(new float[] {7, 8}, pair.toFloatArray());
+            assertSame(base, pair.base());
+            assertEquals(7, pair.offset());
+            assertEquals(8, pair.byteSize());
+
+            pair.copyFrom(source);
+            row.slice(0, 1).zero();
+            view.close(); // a no-op: the base still owns the memory
+            assertArrayEquals(new float[] {0, 1, 2, 3, 0, 5, 6, -1, -2, 9, 10, 11}, base.toFloatArray());
+
+            assertThrows(IllegalArgumentException.class, () -> base.view(5, 2));
+            assertThrows(IllegalArgumentException.class, () -> base.slice(9, 4));
+            assertThrows(IllegalArgumentException.class, () -> row.slice(-1, 2));
+        }
+        assertEquals(before, backend.allocatedBytes());
     }
 
     /** Sizes around vector widths and block sizes, and one of many blocks. */
