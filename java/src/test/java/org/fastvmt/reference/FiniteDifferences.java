@@ -21,6 +21,39 @@ public final class FiniteDifferences {
         return (up - down) / (2 * h);
     }
 
+    /** (f(x + h·u) − f(x − h·u)) / 2h: the derivative of f at x along {@code direction} u. */
+    public static double alongDirection(ToDoubleFunction<double[]> f, double[] x, double[] direction, double h) {
+        double[] up = x.clone();
+        double[] down = x.clone();
+        for (int n = 0; n < x.length; n++) {
+            up[n] = x[n] + h * direction[n];
+            down[n] = x[n] - h * direction[n];
+        }
+        return (f.applyAsDouble(up) - f.applyAsDouble(down)) / (2 * h);
+    }
+
+    /**
+     * Asserts that {@code gradient} of {@code loss} at {@code at} agrees with central differences
+     * along {@code count} random normal directions u: ⟨gradient, u⟩ against
+     * {@link #alongDirection}. A wrong element e of the gradient shifts ⟨gradient, u⟩ by a
+     * normal multiple of |e|, so every element is tested at the cost of two evaluations.
+     */
+    public static void assertAlongRandomDirections(Tolerance tolerance, String what, double[] gradient, double[] at,
+            ToDoubleFunction<double[]> loss, SplittableRandom random, int count, double h) {
+        double[] numeric = new double[count];
+        double[] analytic = new double[count];
+        for (int n = 0; n < count; n++) {
+            double[] direction = new double[at.length];
+            for (int i = 0; i < at.length; i++) {
+                direction[i] = random.nextGaussian();
+            }
+            numeric[n] = alongDirection(loss, at, direction, h);
+            analytic[n] = weightedSum(direction, gradient);
+        }
+        tolerance.assertClose(what + " along " + count + " random directions against central differences",
+                numeric, analytic);
+    }
+
     /** Σ_n weights[n] · values[n]: the scalar whose gradient is a backward's output for upstream {@code weights}. */
     public static double weightedSum(double[] weights, double[] values) {
         double sum = 0;

@@ -1,6 +1,7 @@
 package org.fastvmt.reference;
 
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 
@@ -9,6 +10,7 @@ import org.fastvmt.backend.Backends;
 import org.fastvmt.backend.Device;
 import org.fastvmt.nativeabi.FastVmtH;
 import org.fastvmt.nativeabi.FastVmtLibrary;
+import org.junit.jupiter.params.provider.Arguments;
 
 /**
  * The backends a test class runs on, opened once per class and closed after it. Tests take a
@@ -21,6 +23,11 @@ public final class OpenBackends implements AutoCloseable {
     /** Every device that can run here: the parameter source of backend tests. */
     public static Stream<Device> devices() {
         return Backends.available().stream();
+    }
+
+    /** (device, case) for every device and each of {@code cases}: the source of case-matrix tests. */
+    public static Stream<Arguments> onEveryDevice(List<?> cases) {
+        return devices().flatMap(device -> cases.stream().map(c -> Arguments.of(device, c)));
     }
 
     /** The devices whose build accepts BF16 Q and K (fvmt_supports_dtype). */
