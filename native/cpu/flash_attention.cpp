@@ -26,9 +26,29 @@
 // Operands are packed so that both streams are contiguous: each thread packs, once
 // per head it works on, K^T as [key/16][d][16] panels and V as [d/16][key][16]
 // panels (forward), or Q and dO in both orientations (backward); the packing cost
-// is spread over all query (key) tiles of the head. exp is a vectorised 2^x
-// (degree-7 polynomial on [-1/2, 1/2], ~1 ulp). Numbers: see the bottom of this
-// comment block (measured against OpenBLAS sgemm in the same run).
+// is spread over all query (key) tiles of the head. The tiles being multiplied
+// (a 16-key K^T panel of 8 KB, a 6-row Q block) stay in L1, the head's packed
+// operands in L2/L3. exp is a vectorised 2^x (degree-7 polynomial on [-1/2, 1/2],
+// < 1e-8 relative): ~12 vector ops per 8 scores against 2 x 128 FMAs per score.
+// The single-pass backward does the minimum, 5 products per (key tile, query
+// tile) pair; two passes (one owning dK and dV, one owning dQ) would recompute S
+// and dP: 7 products, at best 71% of this.
+// Measured on the 2-core AVX2 (Zen) box against OpenBLAS 0.3.21 sgemm (Haswell
+// kernels, 1536^3, 2 threads) in the same process, q = kv = 1560, 12 heads,
+// head_dim 128, flops 4 q kv d heads (forward) and 10 q kv d heads (backward,
+// with the recomputation). Quiet machine, medians of 8 rounds: sgemm 213 GFLOP/s,
+// forward 199 GFLOP/s (93% of sgemm), backward 202 GFLOP/s (95%). Per core
+// (thread CPU time, immune to the other tenants): sgemm 110, forward 98 (90%),
+// backward 98 (90%). Other shapes (2 threads, best rounds): head_dim 64 forward
+// 89%, backward 98%; 512 tokens 79% / 84%; one head of 4096 tokens (dQ partials)
+// 90% / 81%. Noise: with the other jobs on the 2 cores, sgemm and attention both
+// halve and single rounds range 40-150% of sgemm. The first version (plain loops,
+// same tiling) ran the forward at 19% of sgemm.
+//
+// Workspace: one slice per thread (omp_get_max_threads() when sized) holding the
+// head packs, about 2 kv d floats (forward) or 5 q d floats (backward; 84 MB per
+// thread at Wan's 32 760 tokens), plus dQ partials when heads are cut into key
+// chunks. A call runs on as many threads as OpenMP offers and the workspace holds.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -181,6 +201,14 @@ int32_t check_shape(const char *fn, int32_t q_tokens, int32_t kv_tokens, int32_t
   return FVMT_OK;
 }
 
+// Two gradient outputs of `a` and `b` elements must be disjoint (fastvmt.h).
+int32_t check_disjoint(const char *fn, const char *name_a, const float *a, int64_t elements_a, const char *name_b,
+                       const float *b, int64_t elements_b) {
+  if (a < b + elements_b && b < a + elements_a)
+    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: %s and %s must not overlap", fn, name_a, name_b);
+  return FVMT_OK;
+}
+
 // The plan for this call: as many threads as OpenMP offers and the workspace holds.
 int32_t plan_call(const char *fn, const Shape &sh, const void *workspace, size_t bytes, Plan &plan) {
   int threads = std::max(1, omp_get_max_threads());
@@ -196,11 +224,11 @@ int32_t plan_call(const char *fn, const Shape &sh, const void *workspace, size_t
 
 // ------------------------------------------------------------------ building blocks
 
-// 2^x for x <= 0 (a little above 0 is fine); below -127 it is 0. x = n + f with
-// n = round(x), f in [-1/2, 1/2]: 2^f by its Taylor polynomial of degree 7 (error
-// < 6e-9), 2^n by building the exponent bits.
+// 2^x for x <= 0 (the callers' range; up to 127 is exact too, beyond it is 2^127);
+// below -127 it is 0. x = n + f with n = round(x), f in [-1/2, 1/2]: 2^f by its
+// Taylor polynomial of degree 7 (error < 6e-9), 2^n by building the exponent bits.
 FVMT_INLINE __m256 exp2_nonpositive(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-127.0f));
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
   const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256 f = _mm256_sub_ps(x, n);
   __m256 p = _mm256_set1_ps(1.5252733804059838e-05f);
@@ -577,6 +605,10 @@ extern "C" FVMT_API int32_t fvmt_attention_backward(const float *q, const float 
     if (int32_t s = check_pointer(fn, "dk", dk)) return s;
     if (int32_t s = check_pointer(fn, "dv", dv)) return s;
     const Shape sh{q_tokens, kv_tokens, heads, head_dim};
+    const int64_t q_elements = q_tokens * sh.row(), kv_elements = kv_tokens * sh.row();
+    if (int32_t s = check_disjoint(fn, "dq", dq, q_elements, "dk", dk, kv_elements)) return s;
+    if (int32_t s = check_disjoint(fn, "dq", dq, q_elements, "dv", dv, kv_elements)) return s;
+    if (int32_t s = check_disjoint(fn, "dk", dk, kv_elements, "dv", dv, kv_elements)) return s;
     Plan plan;
     if (int32_t s = plan_call(fn, sh, workspace, workspace_bytes, plan)) return s;
     const BackwardArgs a{q, k, v, out, lse, d_out, scale, dq, dk, dv};

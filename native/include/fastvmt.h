@@ -398,7 +398,9 @@ FVMT_API int32_t fvmt_unpatchify(const float *tokens, int32_t channels, int32_t 
  * q, out: [q_tokens, heads, head_dim]; k, v: [kv_tokens, heads, head_dim]
  * (token-major: the layout of a Linear's [tokens, heads * head_dim] output).
  * lse: [heads, q_tokens], written: the natural log of sum_j exp(scale * q.k_j),
- * which the backward needs. scale is usually 1 / sqrt(head_dim). */
+ * which the backward needs. scale is usually 1 / sqrt(head_dim). head_dim is at
+ * most 256 on the CUDA builds (FVMT_ERR_UNSUPPORTED beyond; the CPU build takes
+ * any), and the gradient outputs dq, dk, dv must not overlap one another. */
 FVMT_API size_t fvmt_attention_workspace_bytes(int32_t q_tokens, int32_t kv_tokens, int32_t heads,
                                                int32_t head_dim);
 FVMT_API int32_t fvmt_attention_forward(const float *q, const float *k, const float *v,

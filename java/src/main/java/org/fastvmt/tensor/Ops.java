@@ -27,6 +27,9 @@ public final class Ops {
     private final FastVmtLibrary library;
     private final FastVmtH h;
 
+    /** The widest attention head every build takes (Wan: 128; fastvmt.h, fvmt_attention_forward). */
+    public static final int MAX_ATTENTION_HEAD_DIM = 256;
+
     public Ops(Graph graph) {
         this.graph = graph;
         this.backend = graph.backend();
@@ -257,6 +260,10 @@ public final class Ops {
         requireMatrix(v, "v");
         requirePositive(heads, "heads");
         int headDim = headDim(q, heads, "q");
+        if (headDim > MAX_ATTENTION_HEAD_DIM) {
+            throw new IllegalArgumentException("attention: the head width must be at most " + MAX_ATTENTION_HEAD_DIM
+                    + " (the CUDA kernel keeps a head row in registers), got " + headDim);
+        }
         if (k.dim(1) != q.dim(1)) {
             throw new IllegalArgumentException("attention: k must have " + q.dim(1) + " columns like q, got "
                     + shape(k));

@@ -145,6 +145,8 @@ class OpsArgumentTest {
             // attention
             new BadCall("attention: heads not dividing the width", "q must have heads·headDim columns with heads = 3",
                     f -> f.ops.attention(f.f32(2, 8), f.f32(3, 8), f.f32(3, 8), 3)),
+            new BadCall("attention: head wider than 256", "the head width must be at most 256",
+                    f -> f.ops.attention(f.f32(2, 257), f.f32(3, 257), f.f32(3, 257), 1)),
             new BadCall("attention: heads 0", "heads must be >= 1",
                     f -> f.ops.attention(f.f32(2, 8), f.f32(3, 8), f.f32(3, 8), 0)),
             new BadCall("attention: k of another width", "k must have 8 columns like q",
