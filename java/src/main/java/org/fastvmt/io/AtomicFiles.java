@@ -5,6 +5,7 @@ import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -68,6 +69,36 @@ public final class AtomicFiles {
         } catch (FileSystemException e) {
             throw new FileSystemException(folder.toString(), null, "the folder cannot be written ("
                     + (e.getReason() == null ? e.getClass().getSimpleName() : e.getReason()) + ")");
+        }
+    }
+
+    /**
+     * Proves, before any work, that {@link #write} can later put a file at {@code target}: it
+     * is not a folder or anything else but a regular file, its folder exists (created with its
+     * parents when missing) and a file can be created there. Throws an exception whose message
+     * starts with {@code target} otherwise.
+     */
+    public static void requireWritableFile(Path target) throws IOException {
+        if (Files.isDirectory(target)) {
+            throw new FileSystemException(target.toString(), null, "is a folder; the output must be a file name");
+        }
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
+            // Renaming over a device or a link would replace it: never what was meant.
+            throw new FileSystemException(target.toString(), null, "exists and is not a regular file");
+        }
+        Path folder = target.toAbsolutePath().getParent();
+        Path existing = folder;
+        while (existing != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing != null && !Files.isDirectory(existing)) {
+            throw new FileSystemException(target.toString(), null, "cannot be written: " + existing
+                    + " is a file, not a folder");
+        }
+        try {
+            requireWritableFolder(folder);
+        } catch (IOException e) {
+            throw new FileSystemException(target.toString(), null, "cannot be written (" + e.getMessage() + ")");
         }
     }
 

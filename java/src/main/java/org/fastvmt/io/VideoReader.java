@@ -54,9 +54,16 @@ public final class VideoReader implements AutoCloseable {
             release(grabber);
             throw new InvalidVideoException(file, "FFmpeg cannot read it as a video (" + e.getMessage() + ")");
         }
-        if (!grabber.hasVideo() || grabber.getImageWidth() < 1 || grabber.getImageHeight() < 1) {
+        if (!grabber.hasVideo()) {
             release(grabber);
             throw new InvalidVideoException(file, "it has no video stream");
+        }
+        if (grabber.getImageWidth() < 1 || grabber.getImageHeight() < 1) {
+            int width = grabber.getImageWidth();
+            int height = grabber.getImageHeight();
+            release(grabber);
+            throw new InvalidVideoException(file, "its video stream has frames of zero size (" + width + "x" + height
+                    + ")");
         }
         if (TEXT_FORMAT.equals(grabber.getFormat())) {
             // FFmpeg renders any text file as a "video" of ANSI art; nobody means that.
@@ -121,11 +128,12 @@ public final class VideoReader implements AutoCloseable {
         // imageStride counts buffer elements (bytes here) per row, padding included.
         int stride = frame.imageStride;
         float[] rgb = new float[3 * width * height];
+        byte[] row = new byte[3 * width];
         for (int y = 0; y < height; y++) {
-            int row = y * stride;
+            bytes.get(y * stride, row);
             int out = 3 * y * width;
-            for (int i = 0; i < 3 * width; i++) {
-                rgb[out + i] = (bytes.get(row + i) & 0xff) / 255f;
+            for (int i = 0; i < row.length; i++) {
+                rgb[out + i] = (row[i] & 0xff) / 255f;
             }
         }
         return new RgbFrame(width, height, rgb);
