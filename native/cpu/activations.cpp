@@ -17,7 +17,8 @@
 #include <immintrin.h>
 
 #include "boundary.hpp"
-#include "validate.hpp"
+#include "dit_checks.hpp"
+#include "dit_formulas.hpp"
 
 using namespace fvmt;
 
@@ -63,9 +64,6 @@ FVMT_INLINE __m256 sigmoid8(__m256 v) {
   return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
 }
 
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kGeluCubic = 0.044715f;
-
 // sigmoid(2u) = 0.5 (1 + tanh(u)) of GELU-tanh.
 FVMT_INLINE __m256 gelu_gate8(__m256 x) {
   const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
@@ -101,20 +99,12 @@ struct Silu {
 
 constexpr int64_t kLanes = 8;
 
-int32_t check_count(const char *fn, int64_t n) {
-  if (n < 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: n must not be negative, got %lld", fn, static_cast<long long>(n));
-  return FVMT_OK;
-}
-
 template <typename Activation>
 int32_t forward(const float *x, int64_t n, float *y) {
   const char *fn = Activation::forward_name;
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"x", x}, {"y", y}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
     const int64_t full = n / kLanes * kLanes;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < full; i += kLanes) _mm256_storeu_ps(y + i, Activation::value(_mm256_loadu_ps(x + i)));
@@ -132,11 +122,8 @@ template <typename Activation>
 int32_t backward(const float *x, const float *dy, int64_t n, float *dx) {
   const char *fn = Activation::backward_name;
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"x", x}, {"dy", dy}, {"dx", dx}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (int32_t s = check_pointer(fn, "dx", dx)) return s;
     const int64_t full = n / kLanes * kLanes;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < full; i += kLanes) {

@@ -20,8 +20,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "status.hpp"
-
 namespace fvmt::cpu {
 
 inline constexpr int64_t kRowsPerChunk = 32;
@@ -33,19 +31,6 @@ inline size_t column_reduction_bytes(int64_t rows, int32_t cols) {
   if (rows <= 0 || cols <= 0) return 0;
   return static_cast<size_t>(kMaxColumnSums) * static_cast<size_t>(row_chunks(rows)) * static_cast<size_t>(cols) *
          sizeof(float);
-}
-
-// Checks the caller's workspace (needed only when some column sum is wanted).
-inline int32_t check_column_workspace(const char *fn, const void *workspace, size_t given, int64_t rows,
-                                      int32_t cols) {
-  const size_t needed = column_reduction_bytes(rows, cols);
-  if (given < needed)
-    return fail(FVMT_ERR_WORKSPACE_TOO_SMALL, "%s: workspace_bytes is %zu, need %zu", fn, given, needed);
-  if (workspace == nullptr)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: workspace must not be NULL (need %zu bytes)", fn, needed);
-  if (reinterpret_cast<uintptr_t>(workspace) % alignof(float) != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: workspace must be %zu-byte aligned", fn, alignof(float));
-  return FVMT_OK;
 }
 
 // The partial sums of up to kMaxColumnSums column vectors over chunks of rows.

@@ -13,22 +13,12 @@
 // row chunks, so the sums are deterministic).
 #include "boundary.hpp"
 #include "column_reduction.hpp"
-#include "validate.hpp"
+#include "dit_checks.hpp"
 
 using namespace fvmt;
 
 namespace {
 
-int32_t check_matrix(const char *fn, int64_t rows, int32_t cols) {
-  if (int32_t s = check_positive(fn, "rows", rows)) return s;
-  return check_positive(fn, "cols", cols);
-}
-
-int32_t check_count(const char *fn, int64_t n) {
-  if (n < 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: n must not be negative, got %lld", fn, static_cast<long long>(n));
-  return FVMT_OK;
-}
 
 }  // namespace
 
@@ -39,10 +29,8 @@ extern "C" FVMT_API size_t fvmt_column_reduction_workspace_bytes(int64_t rows, i
 extern "C" FVMT_API int32_t fvmt_bf16_to_f32(const uint16_t *src, float *dst, int64_t n, void *) {
   static constexpr char fn[] = "fvmt_bf16_to_f32";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"src", src}, {"dst", dst}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "src", src)) return s;
-    if (int32_t s = check_pointer(fn, "dst", dst)) return s;
     uint32_t *bits = reinterpret_cast<uint32_t *>(dst);
 #pragma omp parallel for simd schedule(static)
     for (int64_t e = 0; e < n; ++e) bits[e] = static_cast<uint32_t>(src[e]) << 16;
@@ -53,10 +41,8 @@ extern "C" FVMT_API int32_t fvmt_bf16_to_f32(const uint16_t *src, float *dst, in
 extern "C" FVMT_API int32_t fvmt_add_scaled(const float *x, float alpha, float *y, int64_t n, void *) {
   static constexpr char fn[] = "fvmt_add_scaled";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"x", x}, {"y", y}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
 #pragma omp parallel for simd schedule(static)
     for (int64_t e = 0; e < n; ++e) y[e] += alpha * x[e];
     return FVMT_OK;
@@ -67,10 +53,7 @@ extern "C" FVMT_API int32_t fvmt_bias_add_forward(const float *x, const float *b
                                                   float *y, void *) {
   static constexpr char fn[] = "fvmt_bias_add_forward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "bias", bias)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
+    if (int32_t s = check_rows(fn, rows, cols, {{"x", x}, {"bias", bias}, {"y", y}})) return s;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const float *xr = x + r * cols;
@@ -86,10 +69,9 @@ extern "C" FVMT_API int32_t fvmt_bias_add_backward(const float *dy, int64_t rows
                                                    void *workspace, size_t workspace_bytes, void *) {
   static constexpr char fn[] = "fvmt_bias_add_backward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (int32_t s = check_pointer(fn, "dbias", dbias)) return s;
-    if (int32_t s = cpu::check_column_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
+    if (int32_t s = check_bias_add_backward(fn, dy, rows, cols, dbias, workspace, workspace_bytes,
+                                            cpu::column_reduction_bytes(rows, cols)))
+      return s;
     cpu::ColumnPartials partials(workspace, rows, cols);
 #pragma omp parallel for schedule(static)
     for (int64_t chunk = 0; chunk < partials.chunks(); ++chunk) {
@@ -109,11 +91,7 @@ extern "C" FVMT_API int32_t fvmt_modulate_forward(const float *x, const float *s
                                                   int64_t rows, int32_t cols, float *y, void *) {
   static constexpr char fn[] = "fvmt_modulate_forward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "shift", shift)) return s;
-    if (int32_t s = check_pointer(fn, "scale", scale)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
+    if (int32_t s = check_rows(fn, rows, cols, {{"x", x}, {"shift", shift}, {"scale", scale}, {"y", y}})) return s;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const float *xr = x + r * cols;
@@ -131,13 +109,10 @@ extern "C" FVMT_API int32_t fvmt_modulate_backward(const float *x, const float *
                                                    void *) {
   static constexpr char fn[] = "fvmt_modulate_backward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "scale", scale)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
+    if (int32_t s = check_modulate_backward(fn, x, scale, dy, rows, cols, dshift, dscale, workspace, workspace_bytes,
+                                            cpu::column_reduction_bytes(rows, cols)))
+      return s;
     const bool column_sums = dshift != nullptr || dscale != nullptr;
-    if (column_sums)
-      if (int32_t s = cpu::check_column_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
     if (dx == nullptr && !column_sums) return FVMT_OK;
     cpu::ColumnPartials partials(workspace, rows, cols);
 #pragma omp parallel for schedule(static)
@@ -172,10 +147,7 @@ extern "C" FVMT_API int32_t fvmt_gated_residual_forward(const float *x, const fl
                                                         int64_t rows, int32_t cols, float *out, void *) {
   static constexpr char fn[] = "fvmt_gated_residual_forward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    if (int32_t s = check_pointer(fn, "out", out)) return s;
+    if (int32_t s = check_rows(fn, rows, cols, {{"x", x}, {"y", y}, {"out", out}})) return s;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const float *xr = x + r * cols;
@@ -199,13 +171,9 @@ extern "C" FVMT_API int32_t fvmt_gated_residual_backward(const float *y, const f
                                                          void *) {
   static constexpr char fn[] = "fvmt_gated_residual_backward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    if (int32_t s = check_pointer(fn, "dout", dout)) return s;
-    if (gate == nullptr && dgate != nullptr)
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dgate must be NULL when gate is NULL", fn);
-    if (dgate != nullptr)
-      if (int32_t s = cpu::check_column_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
+    if (int32_t s = check_gated_residual_backward(fn, y, gate, dout, rows, cols, dgate, workspace, workspace_bytes,
+                                                  cpu::column_reduction_bytes(rows, cols)))
+      return s;
     if (dx == nullptr && dy == nullptr && dgate == nullptr) return FVMT_OK;
     cpu::ColumnPartials partials(workspace, rows, cols);
 #pragma omp parallel for schedule(static)

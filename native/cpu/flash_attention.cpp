@@ -59,7 +59,7 @@
 #include <numeric>
 
 #include "boundary.hpp"
-#include "validate.hpp"
+#include "dit_checks.hpp"
 
 using namespace fvmt;
 
@@ -79,6 +79,8 @@ constexpr int kQueryAlignB = 48;
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
+// The CPU build takes heads of any width (fastvmt.h; the CUDA builds stop at 256).
+constexpr int32_t kAnyHeadDim = std::numeric_limits<int32_t>::max();
 
 size_t round_up(size_t value, size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
@@ -188,25 +190,6 @@ Plan plan_for(const Shape &sh, int threads) {
     p.partials = static_cast<size_t>(sh.heads) * p.key_chunks;
   }
   return p;
-}
-
-int32_t check_shape(const char *fn, int32_t q_tokens, int32_t kv_tokens, int32_t heads, int32_t head_dim,
-                    float scale) {
-  if (int32_t s = check_positive(fn, "q_tokens", q_tokens)) return s;
-  if (int32_t s = check_positive(fn, "kv_tokens", kv_tokens)) return s;
-  if (int32_t s = check_positive(fn, "heads", heads)) return s;
-  if (int32_t s = check_positive(fn, "head_dim", head_dim)) return s;
-  if (!std::isfinite(scale))
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: scale must be finite, got %g", fn, static_cast<double>(scale));
-  return FVMT_OK;
-}
-
-// Two gradient outputs of `a` and `b` elements must be disjoint (fastvmt.h).
-int32_t check_disjoint(const char *fn, const char *name_a, const float *a, int64_t elements_a, const char *name_b,
-                       const float *b, int64_t elements_b) {
-  if (a < b + elements_b && b < a + elements_a)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: %s and %s must not overlap", fn, name_a, name_b);
-  return FVMT_OK;
 }
 
 // The plan for this call: as many threads as OpenMP offers and the workspace holds.
@@ -555,12 +538,8 @@ extern "C" FVMT_API int32_t fvmt_attention_forward(const float *q, const float *
                                                    void *) {
   static constexpr char fn[] = "fvmt_attention_forward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale)) return s;
-    if (int32_t s = check_pointer(fn, "q", q)) return s;
-    if (int32_t s = check_pointer(fn, "k", k)) return s;
-    if (int32_t s = check_pointer(fn, "v", v)) return s;
-    if (int32_t s = check_pointer(fn, "out", out)) return s;
-    if (int32_t s = check_pointer(fn, "lse", lse)) return s;
+    if (int32_t s = check_attention_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale, kAnyHeadDim)) return s;
+    if (int32_t s = check_pointers(fn, {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}})) return s;
     const Shape sh{q_tokens, kv_tokens, heads, head_dim};
     Plan plan;
     if (int32_t s = plan_call(fn, sh, workspace, workspace_bytes, plan)) return s;
@@ -594,21 +573,12 @@ extern "C" FVMT_API int32_t fvmt_attention_backward(const float *q, const float 
                                                     size_t workspace_bytes, void *) {
   static constexpr char fn[] = "fvmt_attention_backward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale)) return s;
-    if (int32_t s = check_pointer(fn, "q", q)) return s;
-    if (int32_t s = check_pointer(fn, "k", k)) return s;
-    if (int32_t s = check_pointer(fn, "v", v)) return s;
-    if (int32_t s = check_pointer(fn, "out", out)) return s;
-    if (int32_t s = check_pointer(fn, "lse", lse)) return s;
-    if (int32_t s = check_pointer(fn, "d_out", d_out)) return s;
-    if (int32_t s = check_pointer(fn, "dq", dq)) return s;
-    if (int32_t s = check_pointer(fn, "dk", dk)) return s;
-    if (int32_t s = check_pointer(fn, "dv", dv)) return s;
+    if (int32_t s = check_attention_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale, kAnyHeadDim)) return s;
+    if (int32_t s = check_pointers(fn, {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}, {"d_out", d_out},
+                                        {"dq", dq}, {"dk", dk}, {"dv", dv}}))
+      return s;
+    if (int32_t s = check_attention_gradients(fn, q_tokens, kv_tokens, heads, head_dim, dq, dk, dv)) return s;
     const Shape sh{q_tokens, kv_tokens, heads, head_dim};
-    const int64_t q_elements = q_tokens * sh.row(), kv_elements = kv_tokens * sh.row();
-    if (int32_t s = check_disjoint(fn, "dq", dq, q_elements, "dk", dk, kv_elements)) return s;
-    if (int32_t s = check_disjoint(fn, "dq", dq, q_elements, "dv", dv, kv_elements)) return s;
-    if (int32_t s = check_disjoint(fn, "dk", dk, kv_elements, "dv", dv, kv_elements)) return s;
     Plan plan;
     if (int32_t s = plan_call(fn, sh, workspace, workspace_bytes, plan)) return s;
     const BackwardArgs a{q, k, v, out, lse, d_out, scale, dq, dk, dv};

@@ -26,21 +26,11 @@
 
 #include "boundary.hpp"
 #include "column_reduction.hpp"
-#include "validate.hpp"
+#include "dit_checks.hpp"
 
 using namespace fvmt;
 
 namespace {
-
-int32_t check_norm(const char *fn, const float *x, int64_t rows, int32_t cols, float eps) {
-  if (int32_t s = check_positive(fn, "rows", rows)) return s;
-  if (int32_t s = check_positive(fn, "cols", cols)) return s;
-  if (int32_t s = check_pointer(fn, "x", x)) return s;
-  if (!(std::isfinite(eps) && eps > 0.0f))
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: eps must be finite and positive, got %g", fn,
-                static_cast<double>(eps));
-  return FVMT_OK;
-}
 
 #define FVMT_INLINE [[gnu::always_inline]] inline
 
@@ -181,10 +171,7 @@ extern "C" FVMT_API int32_t fvmt_layer_norm_forward(const float *x, const float 
                                                     int64_t rows, int32_t cols, float eps, float *y, void *) {
   static constexpr char fn[] = "fvmt_layer_norm_forward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    if ((gamma == nullptr) != (beta == nullptr))
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: gamma and beta must both be given or both be NULL", fn);
+    if (int32_t s = check_layer_norm_forward(fn, x, gamma, beta, rows, cols, eps, y)) return s;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const float *xr = x + r * cols;
@@ -208,13 +195,10 @@ extern "C" FVMT_API int32_t fvmt_layer_norm_backward(const float *x, const float
                                                      size_t workspace_bytes, void *) {
   static constexpr char fn[] = "fvmt_layer_norm_backward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (gamma == nullptr && (dgamma != nullptr || dbeta != nullptr))
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dgamma and dbeta must be NULL when gamma is NULL", fn);
+    if (int32_t s = check_layer_norm_backward(fn, x, gamma, dy, rows, cols, eps, dgamma, dbeta, workspace,
+                                              workspace_bytes, cpu::column_reduction_bytes(rows, cols)))
+      return s;
     const bool column_sums = dgamma != nullptr || dbeta != nullptr;
-    if (column_sums)
-      if (int32_t s = cpu::check_column_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
     if (dx == nullptr && !column_sums) return FVMT_OK;
     cpu::ColumnPartials partials(workspace, rows, cols);
 #pragma omp parallel for schedule(static)
@@ -255,8 +239,7 @@ extern "C" FVMT_API int32_t fvmt_rms_norm_forward(const float *x, const float *w
                                                   float eps, float *y, void *) {
   static constexpr char fn[] = "fvmt_rms_norm_forward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
+    if (int32_t s = check_rms_norm_forward(fn, x, rows, cols, eps, y)) return s;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const float *xr = x + r * cols;
@@ -279,12 +262,9 @@ extern "C" FVMT_API int32_t fvmt_rms_norm_backward(const float *x, const float *
                                                    void *workspace, size_t workspace_bytes, void *) {
   static constexpr char fn[] = "fvmt_rms_norm_backward";
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (weight == nullptr && dweight != nullptr)
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dweight must be NULL when weight is NULL", fn);
-    if (dweight != nullptr)
-      if (int32_t s = cpu::check_column_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
+    if (int32_t s = check_rms_norm_backward(fn, x, weight, dy, rows, cols, eps, dweight, workspace, workspace_bytes,
+                                            cpu::column_reduction_bytes(rows, cols)))
+      return s;
     if (dx == nullptr && dweight == nullptr) return FVMT_OK;
     cpu::ColumnPartials partials(workspace, rows, cols);
 #pragma omp parallel for schedule(static)

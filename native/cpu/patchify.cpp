@@ -14,42 +14,16 @@
 // (a few KiB, in L1). No index is divided per element. Every element is written
 // exactly once by one thread, so no synchronisation is needed.
 #include "boundary.hpp"
-#include "validate.hpp"
+#include "dit_checks.hpp"
 
 using namespace fvmt;
 
 namespace {
 
-struct Patches {
-  int32_t channels, frames, height, width, pt, ph, pw, layout;
-};
-
-int32_t check_patches(const char *fn, const Patches &p) {
-  if (int32_t s = check_positive(fn, "channels", p.channels)) return s;
-  if (int32_t s = check_positive(fn, "frames", p.frames)) return s;
-  if (int32_t s = check_positive(fn, "height", p.height)) return s;
-  if (int32_t s = check_positive(fn, "width", p.width)) return s;
-  if (int32_t s = check_positive(fn, "pt", p.pt)) return s;
-  if (int32_t s = check_positive(fn, "ph", p.ph)) return s;
-  if (int32_t s = check_positive(fn, "pw", p.pw)) return s;
-  if (p.frames % p.pt != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: frames (%d) must be a multiple of pt (%d)", fn, p.frames, p.pt);
-  if (p.height % p.ph != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: height (%d) must be a multiple of ph (%d)", fn, p.height, p.ph);
-  if (p.width % p.pw != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: width (%d) must be a multiple of pw (%d)", fn, p.width, p.pw);
-  if (p.layout != FVMT_PATCH_CHANNEL_FIRST && p.layout != FVMT_PATCH_CHANNEL_LAST)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: layout must be %d (channel first) or %d (channel last), got %d", fn,
-                FVMT_PATCH_CHANNEL_FIRST, FVMT_PATCH_CHANNEL_LAST, p.layout);
-  return FVMT_OK;
-}
-
 template <bool kToTokens>
 int32_t permute(const char *fn, const float *in, const Patches &p, float *out) {
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_patches(fn, p)) return s;
-    if (int32_t s = check_pointer(fn, kToTokens ? "latent" : "tokens", in)) return s;
-    if (int32_t s = check_pointer(fn, kToTokens ? "tokens" : "latent", out)) return s;
+    if (int32_t s = check_patches(fn, p, kToTokens, in, out)) return s;
     const int32_t grid_f = p.frames / p.pt, grid_h = p.height / p.ph, grid_w = p.width / p.pw;
     const int64_t features = static_cast<int64_t>(p.channels) * p.pt * p.ph * p.pw;
     const bool channel_first = p.layout == FVMT_PATCH_CHANNEL_FIRST;

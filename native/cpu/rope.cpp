@@ -17,7 +17,8 @@
 #include <vector>
 
 #include "boundary.hpp"
-#include "validate.hpp"
+#include "dit_checks.hpp"
+#include "dit_formulas.hpp"
 
 using namespace fvmt;
 
@@ -35,28 +36,12 @@ struct AxisRotations {
         sin(static_cast<size_t>(positions) * axis_pairs) {
     for (int32_t p = 0; p < positions; ++p)
       for (int32_t k = 0; k < axis_pairs; ++k) {
-        const double angle = p * std::pow(theta, -2.0 * k / (2.0 * axis_pairs));
+        const double angle = rope_angle(p, k, axis_pairs, theta);
         cos[static_cast<size_t>(p) * axis_pairs + k] = static_cast<float>(std::cos(angle));
         sin[static_cast<size_t>(p) * axis_pairs + k] = static_cast<float>(std::sin(angle));
       }
   }
 };
-
-int32_t check_rope(const char *fn, int32_t frames, int32_t height, int32_t width, int32_t heads, int32_t head_dim,
-                   float theta) {
-  if (int32_t s = check_positive(fn, "frames", frames)) return s;
-  if (int32_t s = check_positive(fn, "height", height)) return s;
-  if (int32_t s = check_positive(fn, "width", width)) return s;
-  if (int32_t s = check_positive(fn, "heads", heads)) return s;
-  if (int32_t s = check_positive(fn, "head_dim", head_dim)) return s;
-  if (head_dim % 2 != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: head_dim must be even (channel pairs are rotated), got %d", fn,
-                head_dim);
-  if (!(std::isfinite(theta) && theta > 0.0f))
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: theta must be finite and positive, got %g", fn,
-                static_cast<double>(theta));
-  return FVMT_OK;
-}
 
 // Rotates `count` pairs of `in` into `out` by the angles whose cos/sin are given.
 template <bool kBackward>
@@ -78,10 +63,10 @@ inline void rotate_pairs(const float *in, float *out, int32_t count, const float
 template <bool kBackward>
 void rotate(const float *in, float *out, int32_t frames, int32_t height, int32_t width, int32_t heads,
             int32_t head_dim, float theta) {
-  const int32_t row_pairs = (head_dim / 2) / 3;
-  const AxisRotations frame(frames, head_dim / 2 - 2 * row_pairs, theta);
-  const AxisRotations row(height, row_pairs, theta);
-  const AxisRotations col(width, row_pairs, theta);
+  const RopePairs pairs = rope_pairs(head_dim);
+  const AxisRotations frame(frames, pairs.frame, theta);
+  const AxisRotations row(height, pairs.row, theta);
+  const AxisRotations col(width, pairs.col, theta);
   const int64_t tokens = static_cast<int64_t>(frames) * height * width;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tokens; ++t) {
@@ -106,28 +91,25 @@ void rotate(const float *in, float *out, int32_t frames, int32_t height, int32_t
   }
 }
 
-}  // namespace
-
-extern "C" FVMT_API int32_t fvmt_rope3d_forward(const float *x, int32_t frames, int32_t height, int32_t width,
-                                                int32_t heads, int32_t head_dim, float theta, float *y, void *) {
-  static constexpr char fn[] = "fvmt_rope3d_forward";
+// The entry points: `in` is x (forward) or dy (backward), `out` is y or dx.
+template <bool kBackward>
+int32_t rope(const char *fn, const float *in, int32_t frames, int32_t height, int32_t width, int32_t heads,
+             int32_t head_dim, float theta, float *out) {
   return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_rope(fn, frames, height, width, heads, head_dim, theta)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    rotate<false>(x, y, frames, height, width, heads, head_dim, theta);
+    if (int32_t s = check_rope(fn, frames, height, width, heads, head_dim, theta, kBackward, in, out)) return s;
+    rotate<kBackward>(in, out, frames, height, width, heads, head_dim, theta);
     return FVMT_OK;
   });
 }
 
+}  // namespace
+
+extern "C" FVMT_API int32_t fvmt_rope3d_forward(const float *x, int32_t frames, int32_t height, int32_t width,
+                                                int32_t heads, int32_t head_dim, float theta, float *y, void *) {
+  return rope<false>("fvmt_rope3d_forward", x, frames, height, width, heads, head_dim, theta, y);
+}
+
 extern "C" FVMT_API int32_t fvmt_rope3d_backward(const float *dy, int32_t frames, int32_t height, int32_t width,
                                                  int32_t heads, int32_t head_dim, float theta, float *dx, void *) {
-  static constexpr char fn[] = "fvmt_rope3d_backward";
-  return cpu::run_guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_rope(fn, frames, height, width, heads, head_dim, theta)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (int32_t s = check_pointer(fn, "dx", dx)) return s;
-    rotate<true>(dy, dx, frames, height, width, heads, head_dim, theta);
-    return FVMT_OK;
-  });
+  return rope<true>("fvmt_rope3d_backward", dy, frames, height, width, heads, head_dim, theta, dx);
 }

@@ -9,22 +9,10 @@
 #include <cmath>
 
 #include "boundary.hpp"
-#include "validate.hpp"
+#include "dit_checks.hpp"
+#include "dit_formulas.hpp"
 
 using namespace fvmt;
-
-namespace {
-
-int32_t check_embedding(const char *fn, const float *t, int32_t count, int32_t dim) {
-  if (int32_t s = check_positive(fn, "count", count)) return s;
-  if (int32_t s = check_positive(fn, "dim", dim)) return s;
-  if (dim % 2 != 0) return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dim must be even, got %d", fn, dim);
-  return check_pointer(fn, "t", t);
-}
-
-double frequency(int32_t m, int32_t half) { return std::pow(10000.0, -static_cast<double>(m) / half); }
-
-}  // namespace
 
 extern "C" FVMT_API int32_t fvmt_timestep_embedding_forward(const float *t, int32_t count, int32_t dim, float *out,
                                                             void *) {
@@ -36,7 +24,7 @@ extern "C" FVMT_API int32_t fvmt_timestep_embedding_forward(const float *t, int3
     for (int32_t i = 0; i < count; ++i) {
       float *row = out + static_cast<int64_t>(i) * dim;
       for (int32_t m = 0; m < half; ++m) {
-        const double angle = static_cast<double>(t[i]) * frequency(m, half);
+        const double angle = static_cast<double>(t[i]) * timestep_frequency(m, half);
         row[m] = static_cast<float>(std::cos(angle));
         row[half + m] = static_cast<float>(std::sin(angle));
       }
@@ -57,7 +45,7 @@ extern "C" FVMT_API int32_t fvmt_timestep_embedding_backward(const float *t, int
       const float *d_row = d_out + static_cast<int64_t>(i) * dim;
       double sum = 0.0;
       for (int32_t m = 0; m < half; ++m) {
-        const double w = frequency(m, half);
+        const double w = timestep_frequency(m, half);
         const double angle = static_cast<double>(t[i]) * w;
         sum += -d_row[m] * w * std::sin(angle) + d_row[half + m] * w * std::cos(angle);
       }

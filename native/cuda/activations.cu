@@ -11,15 +11,14 @@
 // when the arrays are 16-byte aligned, then the n % 4 tail, one element per thread. Each
 // element is read and written by one thread, so y == x is safe.
 #include "entry.cuh"
+#include "dit_checks.hpp"
+#include "dit_formulas.hpp"
 
 namespace fvmt {
 namespace {
 
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 4096;  // the grid-stride loops cover the rest
-
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kGeluCubic = 0.044715f;
 
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 
@@ -94,29 +93,14 @@ __global__ void __launch_bounds__(kBlock)
   for (int64_t e = done + first; e < n; e += stride) dx[e] = fmaf(dy[e], Activation::derivative(x[e]), dx[e]);
 }
 
-int32_t check_count(const char *fn, int64_t n) {
-  if (n < 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: n must not be negative, got %lld", fn, static_cast<long long>(n));
-  return FVMT_OK;
-}
-
-bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-unsigned flat_grid(int64_t items) {
-  const int64_t blocks = (items + kBlock - 1) / kBlock;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
-
 template <class Activation>
 int32_t forward(const float *x, int64_t n, float *y, void *stream) {
   const char *fn = Activation::forward_name;
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"x", x}, {"y", y}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
     const bool vector = aligned16(x) && aligned16(y);
-    const unsigned grid = flat_grid(vector ? (n + 3) / 4 : n);
+    const unsigned grid = stride_grid(vector ? (n + 3) / 4 : n, kBlock, kMaxBlocks);
     if (vector) {
       FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), activation_forward_kernel<Activation, true>)(x, n, y);
     } else {
@@ -130,13 +114,10 @@ template <class Activation>
 int32_t backward(const float *x, const float *dy, int64_t n, float *dx, void *stream) {
   const char *fn = Activation::backward_name;
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"x", x}, {"dy", dy}, {"dx", dx}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (int32_t s = check_pointer(fn, "dx", dx)) return s;
     const bool vector = aligned16(x) && aligned16(dy) && aligned16(dx);
-    const unsigned grid = flat_grid(vector ? (n + 3) / 4 : n);
+    const unsigned grid = stride_grid(vector ? (n + 3) / 4 : n, kBlock, kMaxBlocks);
     if (vector) {
       FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), activation_backward_kernel<Activation, true>)(x, dy, n, dx);
     } else {

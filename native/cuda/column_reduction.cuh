@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "entry.cuh"
 
@@ -56,20 +57,13 @@ inline size_t workspace_bytes(int64_t rows, int32_t cols) {
   return layout.bytes();
 }
 
-// The cpu build's checks and sentences (native/cpu/column_reduction.hpp), with this build's size.
-inline int32_t check_workspace(const char *fn, const void *workspace, size_t given, int64_t rows, int32_t cols) {
-  const size_t needed = workspace_bytes(rows, cols);
-  if (given < needed)
-    return fail(FVMT_ERR_WORKSPACE_TOO_SMALL, "%s: workspace_bytes is %zu, need %zu", fn, given, needed);
-  if (workspace == nullptr)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: workspace must not be NULL (need %zu bytes)", fn, needed);
-  if (reinterpret_cast<uintptr_t>(workspace) % alignof(float) != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: workspace must be %zu-byte aligned", fn, alignof(float));
-  return FVMT_OK;
+// float4 access is legal when a row holds whole float4s and every array starts on 16 bytes.
+inline bool vectorisable(int32_t cols, std::initializer_list<const void *> arrays) {
+  if (cols % 4 != 0) return false;
+  for (const void *p : arrays)
+    if (!aligned16(p)) return false;
+  return true;
 }
-
-// NULL counts as aligned: an absent array is never loaded.
-inline bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // V consecutive floats of one thread.
 template <int V>

@@ -14,9 +14,8 @@
 //    backward adds its column sums' terms in the same pass (double accumulators, one fp32
 //    partial row per chunk in the workspace), then finish_columns_kernel adds the partials
 //    in a fixed order: deterministic, no float atomics.
-#include <initializer_list>
-
 #include "column_reduction.cuh"
+#include "dit_checks.hpp"
 
 namespace fvmt {
 namespace {
@@ -26,14 +25,10 @@ using columns::load_lanes;
 using columns::load_or;
 using columns::store_lanes;
 using columns::Sums;
+using columns::vectorisable;
 
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 4096;  // the grid-stride loops cover the rest
-
-unsigned flat_grid(int64_t items) {
-  const int64_t blocks = (items + kBlock - 1) / kBlock;
-  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
 
 // Four bf16 per step when `kVector` (one 8-byte load, one 16-byte store), then the n % 4 tail.
 template <bool kVector>
@@ -232,25 +227,6 @@ struct GatedResidualBackward {
   }
 };
 
-int32_t check_matrix(const char *fn, int64_t rows, int32_t cols) {
-  if (int32_t s = check_positive(fn, "rows", rows)) return s;
-  return check_positive(fn, "cols", cols);
-}
-
-int32_t check_count(const char *fn, int64_t n) {
-  if (n < 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: n must not be negative, got %lld", fn, static_cast<long long>(n));
-  return FVMT_OK;
-}
-
-// float4 access is legal when a row holds whole float4s and every array starts on 16 bytes.
-bool vectorisable(int32_t cols, std::initializer_list<const void *> arrays) {
-  if (cols % 4 != 0) return false;
-  for (const void *p : arrays)
-    if (!columns::aligned16(p)) return false;
-  return true;
-}
-
 }  // namespace
 }  // namespace fvmt
 
@@ -263,12 +239,10 @@ extern "C" FVMT_API size_t fvmt_column_reduction_workspace_bytes(int64_t rows, i
 extern "C" FVMT_API int32_t fvmt_bf16_to_f32(const uint16_t *src, float *dst, int64_t n, void *stream) {
   static constexpr char fn[] = "fvmt_bf16_to_f32";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"src", src}, {"dst", dst}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "src", src)) return s;
-    if (int32_t s = check_pointer(fn, "dst", dst)) return s;
-    const bool vector = reinterpret_cast<uintptr_t>(src) % 8 == 0 && columns::aligned16(dst);
-    const unsigned grid = flat_grid(vector ? (n + 3) / 4 : n);
+    const bool vector = reinterpret_cast<uintptr_t>(src) % 8 == 0 && aligned16(dst);
+    const unsigned grid = stride_grid(vector ? (n + 3) / 4 : n, kBlock, kMaxBlocks);
     if (vector) {
       FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), bf16_to_f32_kernel<true>)(src, dst, n);
     } else {
@@ -281,12 +255,10 @@ extern "C" FVMT_API int32_t fvmt_bf16_to_f32(const uint16_t *src, float *dst, in
 extern "C" FVMT_API int32_t fvmt_add_scaled(const float *x, float alpha, float *y, int64_t n, void *stream) {
   static constexpr char fn[] = "fvmt_add_scaled";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_count(fn, n)) return s;
+    if (int32_t s = check_elements(fn, n, {{"x", x}, {"y", y}})) return s;
     if (n == 0) return FVMT_OK;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    const bool vector = columns::aligned16(x) && columns::aligned16(y);
-    const unsigned grid = flat_grid(vector ? (n + 3) / 4 : n);
+    const bool vector = aligned16(x) && aligned16(y);
+    const unsigned grid = stride_grid(vector ? (n + 3) / 4 : n, kBlock, kMaxBlocks);
     if (vector) {
       FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), add_scaled_kernel<true>)(x, alpha, y, n);
     } else {
@@ -300,10 +272,7 @@ extern "C" FVMT_API int32_t fvmt_bias_add_forward(const float *x, const float *b
                                                   float *y, void *stream) {
   static constexpr char fn[] = "fvmt_bias_add_forward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "bias", bias)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
+    if (int32_t s = check_rows(fn, rows, cols, {{"x", x}, {"bias", bias}, {"y", y}})) return s;
     return columns::launch_column_tiles(fn, "column_tile_kernel<BiasAddForward>", BiasAddForward{x, bias, y}, rows,
                                         cols, vectorisable(cols, {x, bias, y}), nullptr, as_stream(stream));
   });
@@ -313,10 +282,9 @@ extern "C" FVMT_API int32_t fvmt_bias_add_backward(const float *dy, int64_t rows
                                                    void *workspace, size_t workspace_bytes, void *stream) {
   static constexpr char fn[] = "fvmt_bias_add_backward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (int32_t s = check_pointer(fn, "dbias", dbias)) return s;
-    if (int32_t s = columns::check_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
+    if (int32_t s = check_bias_add_backward(fn, dy, rows, cols, dbias, workspace, workspace_bytes,
+                                            columns::workspace_bytes(rows, cols)))
+      return s;
     WorkspaceLayout layout(workspace);
     const columns::Workspace ws = columns::Workspace::carve(layout, rows, cols);
     const cudaStream_t st = as_stream(stream);
@@ -331,11 +299,7 @@ extern "C" FVMT_API int32_t fvmt_modulate_forward(const float *x, const float *s
                                                   int64_t rows, int32_t cols, float *y, void *stream) {
   static constexpr char fn[] = "fvmt_modulate_forward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "shift", shift)) return s;
-    if (int32_t s = check_pointer(fn, "scale", scale)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
+    if (int32_t s = check_rows(fn, rows, cols, {{"x", x}, {"shift", shift}, {"scale", scale}, {"y", y}})) return s;
     return columns::launch_column_tiles(fn, "column_tile_kernel<ModulateForward>",
                                         ModulateForward{x, shift, scale, y}, rows, cols,
                                         vectorisable(cols, {x, shift, scale, y}), nullptr, as_stream(stream));
@@ -348,13 +312,10 @@ extern "C" FVMT_API int32_t fvmt_modulate_backward(const float *x, const float *
                                                    void *stream) {
   static constexpr char fn[] = "fvmt_modulate_backward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "scale", scale)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
+    if (int32_t s = check_modulate_backward(fn, x, scale, dy, rows, cols, dshift, dscale, workspace, workspace_bytes,
+                                            columns::workspace_bytes(rows, cols)))
+      return s;
     const bool column_sums = dshift != nullptr || dscale != nullptr;
-    if (column_sums)
-      if (int32_t s = columns::check_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
     if (dx == nullptr && !column_sums) return FVMT_OK;
     WorkspaceLayout layout(column_sums ? workspace : nullptr);
     const columns::Workspace ws = columns::Workspace::carve(layout, rows, cols);
@@ -372,10 +333,7 @@ extern "C" FVMT_API int32_t fvmt_gated_residual_forward(const float *x, const fl
                                                         int64_t rows, int32_t cols, float *out, void *stream) {
   static constexpr char fn[] = "fvmt_gated_residual_forward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    if (int32_t s = check_pointer(fn, "out", out)) return s;
+    if (int32_t s = check_rows(fn, rows, cols, {{"x", x}, {"y", y}, {"out", out}})) return s;
     return columns::launch_column_tiles(fn, "column_tile_kernel<GatedResidualForward>",
                                         GatedResidualForward{x, y, gate, out}, rows, cols,
                                         vectorisable(cols, {x, y, gate, out}), nullptr, as_stream(stream));
@@ -388,13 +346,9 @@ extern "C" FVMT_API int32_t fvmt_gated_residual_backward(const float *y, const f
                                                          void *stream) {
   static constexpr char fn[] = "fvmt_gated_residual_backward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_matrix(fn, rows, cols)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    if (int32_t s = check_pointer(fn, "dout", dout)) return s;
-    if (gate == nullptr && dgate != nullptr)
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dgate must be NULL when gate is NULL", fn);
-    if (dgate != nullptr)
-      if (int32_t s = columns::check_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
+    if (int32_t s = check_gated_residual_backward(fn, y, gate, dout, rows, cols, dgate, workspace, workspace_bytes,
+                                                  columns::workspace_bytes(rows, cols)))
+      return s;
     if (dx == nullptr && dy == nullptr && dgate == nullptr) return FVMT_OK;
     WorkspaceLayout layout(dgate != nullptr ? workspace : nullptr);
     const columns::Workspace ws = columns::Workspace::carve(layout, rows, cols);

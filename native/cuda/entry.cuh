@@ -6,6 +6,7 @@
 //    they report is exactly what the launchers use.
 //  - grid_size(): a 1-D grid of int64 blocks, refused (not truncated) when it does
 //    not fit CUDA's 2^31 - 1 limit.
+//  - stride_grid(), aligned16(): the capped grid of a grid-stride loop, float4 alignment.
 #pragma once
 
 #include <cstddef>
@@ -62,6 +63,17 @@ inline int32_t grid_size(const char *fn, int64_t blocks, unsigned *grid) {
   *grid = static_cast<unsigned>(blocks);
   return FVMT_OK;
 }
+
+// Blocks of a grid-stride loop over `items` with `block` threads each: one per `block` items,
+// at most `max_blocks` (the loop covers the rest).
+inline unsigned stride_grid(int64_t items, int block, int64_t max_blocks) {
+  const int64_t blocks = (items + block - 1) / block;
+  return static_cast<unsigned>(blocks < max_blocks ? blocks : max_blocks);
+}
+
+// 16-byte alignment, which float4 access needs. NULL counts as aligned: an absent array is
+// never loaded.
+inline bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Token indices within a frame are int32 inside the kernels; the limit and the sentence
 // are the cpu build's, so that both refuse the same frames alike.

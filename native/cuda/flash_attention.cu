@@ -42,6 +42,7 @@
 #include <cmath>
 
 #include "entry.cuh"
+#include "dit_checks.hpp"
 
 namespace fvmt {
 namespace {
@@ -447,28 +448,6 @@ int32_t launch_backward(const char *fn, const float *q, const float *k, const fl
   return check_launch(fn, "attention_dkv_kernel");
 }
 
-// The shape and scale checks of both entry points (the cpu build's order and sentences).
-int32_t check_attention_shape(const char *fn, int32_t q_tokens, int32_t kv_tokens, int32_t heads, int32_t head_dim,
-                              float scale) {
-  if (int32_t s = check_positive(fn, "q_tokens", q_tokens)) return s;
-  if (int32_t s = check_positive(fn, "kv_tokens", kv_tokens)) return s;
-  if (int32_t s = check_positive(fn, "heads", heads)) return s;
-  if (int32_t s = check_positive(fn, "head_dim", head_dim)) return s;
-  if (head_dim > kMaxHeadDim)
-    return fail(FVMT_ERR_UNSUPPORTED, "%s: head_dim must be at most %d, got %d", fn, kMaxHeadDim, head_dim);
-  if (!std::isfinite(scale))
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: scale must be finite, got %g", fn, static_cast<double>(scale));
-  return FVMT_OK;
-}
-
-// Two gradient outputs of `a` and `b` elements must be disjoint.
-int32_t check_disjoint(const char *fn, const char *name_a, const float *a, int64_t elements_a, const char *name_b,
-                       const float *b, int64_t elements_b) {
-  if (a < b + elements_b && b < a + elements_a)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: %s and %s must not overlap", fn, name_a, name_b);
-  return FVMT_OK;
-}
-
 }  // namespace
 }  // namespace fvmt
 
@@ -488,12 +467,8 @@ extern "C" FVMT_API int32_t fvmt_attention_forward(const float *q, const float *
                                                    void *stream) {
   static const char fn[] = "fvmt_attention_forward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_attention_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale)) return s;
-    if (int32_t s = check_pointer(fn, "q", q)) return s;
-    if (int32_t s = check_pointer(fn, "k", k)) return s;
-    if (int32_t s = check_pointer(fn, "v", v)) return s;
-    if (int32_t s = check_pointer(fn, "out", out)) return s;
-    if (int32_t s = check_pointer(fn, "lse", lse)) return s;
+    if (int32_t s = check_attention_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale, kMaxHeadDim)) return s;
+    if (int32_t s = check_pointers(fn, {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}})) return s;
     // fastvmt.h has one workspace size for both directions; the forward itself uses none of it.
     if (int32_t s = check_workspace(fn, workspace, workspace_bytes,
                                     fvmt_attention_workspace_bytes(q_tokens, kv_tokens, heads, head_dim)))
@@ -516,21 +491,11 @@ extern "C" FVMT_API int32_t fvmt_attention_backward(const float *q, const float 
                                                     size_t workspace_bytes, void *stream) {
   static const char fn[] = "fvmt_attention_backward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_attention_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale)) return s;
-    if (int32_t s = check_pointer(fn, "q", q)) return s;
-    if (int32_t s = check_pointer(fn, "k", k)) return s;
-    if (int32_t s = check_pointer(fn, "v", v)) return s;
-    if (int32_t s = check_pointer(fn, "out", out)) return s;
-    if (int32_t s = check_pointer(fn, "lse", lse)) return s;
-    if (int32_t s = check_pointer(fn, "d_out", d_out)) return s;
-    if (int32_t s = check_pointer(fn, "dq", dq)) return s;
-    if (int32_t s = check_pointer(fn, "dk", dk)) return s;
-    if (int32_t s = check_pointer(fn, "dv", dv)) return s;
-    const int64_t q_elements = static_cast<int64_t>(q_tokens) * heads * head_dim;
-    const int64_t kv_elements = static_cast<int64_t>(kv_tokens) * heads * head_dim;
-    if (int32_t s = check_disjoint(fn, "dq", dq, q_elements, "dk", dk, kv_elements)) return s;
-    if (int32_t s = check_disjoint(fn, "dq", dq, q_elements, "dv", dv, kv_elements)) return s;
-    if (int32_t s = check_disjoint(fn, "dk", dk, kv_elements, "dv", dv, kv_elements)) return s;
+    if (int32_t s = check_attention_shape(fn, q_tokens, kv_tokens, heads, head_dim, scale, kMaxHeadDim)) return s;
+    if (int32_t s = check_pointers(fn, {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}, {"d_out", d_out},
+                                        {"dq", dq}, {"dk", dk}, {"dv", dv}}))
+      return s;
+    if (int32_t s = check_attention_gradients(fn, q_tokens, kv_tokens, heads, head_dim, dq, dk, dv)) return s;
     if (int32_t s = check_workspace(fn, workspace, workspace_bytes,
                                     fvmt_attention_workspace_bytes(q_tokens, kv_tokens, heads, head_dim)))
       return s;

@@ -25,8 +25,10 @@
 //    deterministic, no float atomics. Re-reading x and dy costs one more pass but keeps the
 //    row kernel free of per-column state (PyTorch's and Apex's LayerNorm backward do the same).
 #include <cmath>
+#include <type_traits>
 
 #include "column_reduction.cuh"
+#include "dit_checks.hpp"
 
 namespace fvmt {
 namespace {
@@ -35,6 +37,7 @@ using columns::Lanes;
 using columns::load_lanes;
 using columns::store_lanes;
 using columns::Sums;
+using columns::vectorisable;
 using columns::warp_sum;
 
 constexpr int kWarps = 8;
@@ -49,6 +52,17 @@ __device__ __forceinline__ float product(float a, float b) {
 #else
   return __fmul_rn(a, b);
 #endif
+}
+
+// g = dy, times the per-column scale (gamma, weight) when kScaled, at the V columns from c.
+template <int V, bool kScaled>
+__device__ __forceinline__ Lanes<V> row_gradient(const float *dyr, const float *scale, int64_t c) {
+  Lanes<V> g = load_lanes<V>(dyr + c);
+  if constexpr (kScaled) {
+    const Lanes<V> w = load_lanes<V>(scale + c);
+    for (int i = 0; i < V; ++i) g.v[i] = product(g.v[i], w.v[i]);
+  }
+  return g;
 }
 
 struct RowMoments {
@@ -138,11 +152,7 @@ __global__ void __launch_bounds__(kBlock)
   double sum_g = 0.0, sum_g_xhat = 0.0;
   for (int64_t c = static_cast<int64_t>(lane) * V; c < cols; c += 32 * V) {
     const Lanes<V> v = load_lanes<V>(xr + c);
-    Lanes<V> g = load_lanes<V>(dyr + c);
-    if constexpr (kAffine) {
-      const Lanes<V> w = load_lanes<V>(gamma + c);
-      for (int i = 0; i < V; ++i) g.v[i] = product(g.v[i], w.v[i]);
-    }
+    const Lanes<V> g = row_gradient<V, kAffine>(dyr, gamma, c);
     for (int i = 0; i < V; ++i) {
       sum_g += g.v[i];
       sum_g_xhat += g.v[i] * (m.centred(v.v[i]) * m.rstd);
@@ -153,11 +163,7 @@ __global__ void __launch_bounds__(kBlock)
   float *dxr = dx + r * cols;
   for (int64_t c = static_cast<int64_t>(lane) * V; c < cols; c += 32 * V) {
     const Lanes<V> v = load_lanes<V>(xr + c);
-    Lanes<V> g = load_lanes<V>(dyr + c);
-    if constexpr (kAffine) {
-      const Lanes<V> w = load_lanes<V>(gamma + c);
-      for (int i = 0; i < V; ++i) g.v[i] = product(g.v[i], w.v[i]);
-    }
+    const Lanes<V> g = row_gradient<V, kAffine>(dyr, gamma, c);
     Lanes<V> out = load_lanes<V>(dxr + c);
     for (int i = 0; i < V; ++i) {
       const float xhat = m.centred(v.v[i]) * m.rstd;
@@ -207,22 +213,14 @@ __global__ void __launch_bounds__(kBlock)
   double sum_g_x = 0.0;
   for (int64_t c = static_cast<int64_t>(lane) * V; c < cols; c += 32 * V) {
     const Lanes<V> v = load_lanes<V>(xr + c);
-    Lanes<V> g = load_lanes<V>(dyr + c);
-    if constexpr (kWeighted) {
-      const Lanes<V> w = load_lanes<V>(weight + c);
-      for (int i = 0; i < V; ++i) g.v[i] = product(g.v[i], w.v[i]);
-    }
+    const Lanes<V> g = row_gradient<V, kWeighted>(dyr, weight, c);
     for (int i = 0; i < V; ++i) sum_g_x += g.v[i] * v.v[i];
   }
   const float correction = rrms * rrms * static_cast<float>(warp_sum(sum_g_x) / cols);
   float *dxr = dx + r * cols;
   for (int64_t c = static_cast<int64_t>(lane) * V; c < cols; c += 32 * V) {
     const Lanes<V> v = load_lanes<V>(xr + c);
-    Lanes<V> g = load_lanes<V>(dyr + c);
-    if constexpr (kWeighted) {
-      const Lanes<V> w = load_lanes<V>(weight + c);
-      for (int i = 0; i < V; ++i) g.v[i] = product(g.v[i], w.v[i]);
-    }
+    const Lanes<V> g = row_gradient<V, kWeighted>(dyr, weight, c);
     Lanes<V> out = load_lanes<V>(dxr + c);
     for (int i = 0; i < V; ++i) out.v[i] += rrms * (g.v[i] - v.v[i] * correction);
     store_lanes<V>(dxr + c, out);
@@ -279,22 +277,24 @@ struct RmsNormColumns {
   }
 };
 
-int32_t check_norm(const char *fn, const float *x, int64_t rows, int32_t cols, float eps) {
-  if (int32_t s = check_positive(fn, "rows", rows)) return s;
-  if (int32_t s = check_positive(fn, "cols", cols)) return s;
-  if (int32_t s = check_pointer(fn, "x", x)) return s;
-  if (!(std::isfinite(eps) && eps > 0.0f))
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: eps must be finite and positive, got %g", fn,
-                static_cast<double>(eps));
-  return FVMT_OK;
-}
-
-// float4 access is legal when a row holds whole float4s and every array starts on 16 bytes.
-bool vectorisable(int32_t cols, std::initializer_list<const void *> arrays) {
-  if (cols % 4 != 0) return false;
-  for (const void *p : arrays)
-    if (!columns::aligned16(p)) return false;
-  return true;
+// Calls launch(V, flag) with the vector width V (4: float4 access, else 1) and the affine /
+// weighted flag as compile-time constants, so that a launcher names its kernel once for the
+// four instantiations.
+template <typename Launch>
+void with_variant(bool vector, bool flag, Launch &&launch) {
+  using V1 = std::integral_constant<int, 1>;
+  using V4 = std::integral_constant<int, 4>;
+  if (flag) {
+    if (vector)
+      launch(V4{}, std::true_type{});
+    else
+      launch(V1{}, std::true_type{});
+  } else {
+    if (vector)
+      launch(V4{}, std::false_type{});
+    else
+      launch(V1{}, std::false_type{});
+  }
 }
 
 int32_t row_grid(const char *fn, int64_t rows, unsigned *grid) { return grid_size(fn, (rows + kWarps - 1) / kWarps, grid); }
@@ -309,25 +309,13 @@ extern "C" FVMT_API int32_t fvmt_layer_norm_forward(const float *x, const float 
                                                     void *stream) {
   static constexpr char fn[] = "fvmt_layer_norm_forward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    if ((gamma == nullptr) != (beta == nullptr))
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: gamma and beta must both be given or both be NULL", fn);
+    if (int32_t s = check_layer_norm_forward(fn, x, gamma, beta, rows, cols, eps, y)) return s;
     unsigned grid = 0;
     if (int32_t s = row_grid(fn, rows, &grid)) return s;
     const cudaStream_t st = as_stream(stream);
-    const bool vector = vectorisable(cols, {x, gamma, beta, y});
-    if (gamma != nullptr) {
-      if (vector)
-        FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_forward_kernel<4, true>)(x, gamma, beta, rows, cols, eps, y);
-      else
-        FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_forward_kernel<1, true>)(x, gamma, beta, rows, cols, eps, y);
-    } else {
-      if (vector)
-        FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_forward_kernel<4, false>)(x, gamma, beta, rows, cols, eps, y);
-      else
-        FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_forward_kernel<1, false>)(x, gamma, beta, rows, cols, eps, y);
-    }
+    with_variant(vectorisable(cols, {x, gamma, beta, y}), gamma != nullptr, [&](auto v, auto affine) {
+      FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_forward_kernel<v, affine>)(x, gamma, beta, rows, cols, eps, y);
+    });
     return check_launch(fn, "layer_norm_forward_kernel");
   });
 }
@@ -338,13 +326,10 @@ extern "C" FVMT_API int32_t fvmt_layer_norm_backward(const float *x, const float
                                                      size_t workspace_bytes, void *stream) {
   static constexpr char fn[] = "fvmt_layer_norm_backward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (gamma == nullptr && (dgamma != nullptr || dbeta != nullptr))
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dgamma and dbeta must be NULL when gamma is NULL", fn);
+    if (int32_t s = check_layer_norm_backward(fn, x, gamma, dy, rows, cols, eps, dgamma, dbeta, workspace,
+                                              workspace_bytes, columns::workspace_bytes(rows, cols)))
+      return s;
     const bool column_sums = dgamma != nullptr || dbeta != nullptr;
-    if (column_sums)
-      if (int32_t s = columns::check_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
     if (dx == nullptr && !column_sums) return FVMT_OK;
     WorkspaceLayout layout(column_sums ? workspace : nullptr);
     const columns::Workspace ws = columns::Workspace::carve(layout, rows, cols);
@@ -354,22 +339,10 @@ extern "C" FVMT_API int32_t fvmt_layer_norm_backward(const float *x, const float
     if (dx != nullptr || stats != nullptr) {
       unsigned grid = 0;
       if (int32_t s = row_grid(fn, rows, &grid)) return s;
-      const bool vector = vectorisable(cols, {x, gamma, dy, dx});
-      if (gamma != nullptr) {
-        if (vector)
-          FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_backward_rows_kernel<4, true>)
-          (x, gamma, dy, rows, cols, eps, dx, stats);
-        else
-          FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_backward_rows_kernel<1, true>)
-          (x, gamma, dy, rows, cols, eps, dx, stats);
-      } else {
-        if (vector)
-          FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_backward_rows_kernel<4, false>)
-          (x, gamma, dy, rows, cols, eps, dx, stats);
-        else
-          FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_backward_rows_kernel<1, false>)
-          (x, gamma, dy, rows, cols, eps, dx, stats);
-      }
+      with_variant(vectorisable(cols, {x, gamma, dy, dx}), gamma != nullptr, [&](auto v, auto affine) {
+        FVMT_LAUNCH(grid, kBlock, 0, st, layer_norm_backward_rows_kernel<v, affine>)
+        (x, gamma, dy, rows, cols, eps, dx, stats);
+      });
       if (int32_t s = check_launch(fn, "layer_norm_backward_rows_kernel")) return s;
     }
     if (!column_sums) return FVMT_OK;
@@ -385,23 +358,13 @@ extern "C" FVMT_API int32_t fvmt_rms_norm_forward(const float *x, const float *w
                                                   float eps, float *y, void *stream) {
   static constexpr char fn[] = "fvmt_rms_norm_forward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
+    if (int32_t s = check_rms_norm_forward(fn, x, rows, cols, eps, y)) return s;
     unsigned grid = 0;
     if (int32_t s = row_grid(fn, rows, &grid)) return s;
     const cudaStream_t st = as_stream(stream);
-    const bool vector = vectorisable(cols, {x, weight, y});
-    if (weight != nullptr) {
-      if (vector)
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_forward_kernel<4, true>)(x, weight, rows, cols, eps, y);
-      else
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_forward_kernel<1, true>)(x, weight, rows, cols, eps, y);
-    } else {
-      if (vector)
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_forward_kernel<4, false>)(x, weight, rows, cols, eps, y);
-      else
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_forward_kernel<1, false>)(x, weight, rows, cols, eps, y);
-    }
+    with_variant(vectorisable(cols, {x, weight, y}), weight != nullptr, [&](auto v, auto weighted) {
+      FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_forward_kernel<v, weighted>)(x, weight, rows, cols, eps, y);
+    });
     return check_launch(fn, "rms_norm_forward_kernel");
   });
 }
@@ -411,12 +374,9 @@ extern "C" FVMT_API int32_t fvmt_rms_norm_backward(const float *x, const float *
                                                    void *workspace, size_t workspace_bytes, void *stream) {
   static constexpr char fn[] = "fvmt_rms_norm_backward";
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_norm(fn, x, rows, cols, eps)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (weight == nullptr && dweight != nullptr)
-      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dweight must be NULL when weight is NULL", fn);
-    if (dweight != nullptr)
-      if (int32_t s = columns::check_workspace(fn, workspace, workspace_bytes, rows, cols)) return s;
+    if (int32_t s = check_rms_norm_backward(fn, x, weight, dy, rows, cols, eps, dweight, workspace, workspace_bytes,
+                                            columns::workspace_bytes(rows, cols)))
+      return s;
     if (dx == nullptr && dweight == nullptr) return FVMT_OK;
     WorkspaceLayout layout(dweight != nullptr ? workspace : nullptr);
     const columns::Workspace ws = columns::Workspace::carve(layout, rows, cols);
@@ -424,22 +384,10 @@ extern "C" FVMT_API int32_t fvmt_rms_norm_backward(const float *x, const float *
     float *stats = ws.row_stats;  // NULL unless dweight is wanted
     unsigned grid = 0;
     if (int32_t s = row_grid(fn, rows, &grid)) return s;
-    const bool vector = vectorisable(cols, {x, weight, dy, dx});
-    if (weight != nullptr) {
-      if (vector)
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_backward_rows_kernel<4, true>)
-        (x, weight, dy, rows, cols, eps, dx, stats);
-      else
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_backward_rows_kernel<1, true>)
-        (x, weight, dy, rows, cols, eps, dx, stats);
-    } else {
-      if (vector)
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_backward_rows_kernel<4, false>)
-        (x, weight, dy, rows, cols, eps, dx, stats);
-      else
-        FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_backward_rows_kernel<1, false>)
-        (x, weight, dy, rows, cols, eps, dx, stats);
-    }
+    with_variant(vectorisable(cols, {x, weight, dy, dx}), weight != nullptr, [&](auto v, auto weighted) {
+      FVMT_LAUNCH(grid, kBlock, 0, st, rms_norm_backward_rows_kernel<v, weighted>)
+      (x, weight, dy, rows, cols, eps, dx, stats);
+    });
     if (int32_t s = check_launch(fn, "rms_norm_backward_rows_kernel")) return s;
     if (dweight == nullptr) return FVMT_OK;
     if (int32_t s = columns::launch_column_tiles(fn, "column_tile_kernel<RmsNormColumns>",

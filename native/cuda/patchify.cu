@@ -15,16 +15,13 @@
 // latent has 2.1 M), so the index arithmetic avoids 64-bit division. The whole op moves a few
 // MiB once per DiT call.
 #include "entry.cuh"
+#include "dit_checks.hpp"
 
 namespace fvmt {
 namespace {
 
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 4096;
-
-struct Patches {
-  int32_t channels, frames, height, width, pt, ph, pw, layout;
-};
 
 // Token-array and latent-array offsets of one element, from its output-order index.
 template <typename Index, bool kToTokens>
@@ -88,35 +85,12 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-int32_t check_patches(const char *fn, const Patches &p) {
-  if (int32_t s = check_positive(fn, "channels", p.channels)) return s;
-  if (int32_t s = check_positive(fn, "frames", p.frames)) return s;
-  if (int32_t s = check_positive(fn, "height", p.height)) return s;
-  if (int32_t s = check_positive(fn, "width", p.width)) return s;
-  if (int32_t s = check_positive(fn, "pt", p.pt)) return s;
-  if (int32_t s = check_positive(fn, "ph", p.ph)) return s;
-  if (int32_t s = check_positive(fn, "pw", p.pw)) return s;
-  if (p.frames % p.pt != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: frames (%d) must be a multiple of pt (%d)", fn, p.frames, p.pt);
-  if (p.height % p.ph != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: height (%d) must be a multiple of ph (%d)", fn, p.height, p.ph);
-  if (p.width % p.pw != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: width (%d) must be a multiple of pw (%d)", fn, p.width, p.pw);
-  if (p.layout != FVMT_PATCH_CHANNEL_FIRST && p.layout != FVMT_PATCH_CHANNEL_LAST)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: layout must be %d (channel first) or %d (channel last), got %d", fn,
-                FVMT_PATCH_CHANNEL_FIRST, FVMT_PATCH_CHANNEL_LAST, p.layout);
-  return FVMT_OK;
-}
-
 template <bool kToTokens>
 int32_t permute(const char *fn, const float *in, const Patches &p, float *out, void *stream) {
   return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_patches(fn, p)) return s;
-    if (int32_t s = check_pointer(fn, kToTokens ? "latent" : "tokens", in)) return s;
-    if (int32_t s = check_pointer(fn, kToTokens ? "tokens" : "latent", out)) return s;
+    if (int32_t s = check_patches(fn, p, kToTokens, in, out)) return s;
     const int64_t total = static_cast<int64_t>(p.channels) * p.frames * p.height * p.width;
-    const int64_t blocks = (total + kBlock - 1) / kBlock;
-    const unsigned grid = static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+    const unsigned grid = stride_grid(total, kBlock, kMaxBlocks);
     // int32 indices need total plus one grid stride to stay below 2^31.
     if (total + static_cast<int64_t>(grid) * kBlock < 2147483647LL) {
       FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), permute_kernel<int32_t, kToTokens>)

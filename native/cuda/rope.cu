@@ -18,6 +18,8 @@
 #include <cmath>
 
 #include "entry.cuh"
+#include "dit_checks.hpp"
+#include "dit_formulas.hpp"
 
 namespace fvmt {
 namespace {
@@ -42,23 +44,22 @@ __global__ void __launch_bounds__(kBlock)
   const int32_t r = static_cast<int32_t>((token / rope.width) % rope.height);
   const int32_t f = static_cast<int32_t>(token / (static_cast<int64_t>(rope.width) * rope.height));
   const int32_t half = rope.head_dim / 2;
-  const int32_t row_pairs = half / 3;
-  const int32_t frame_pairs = half - 2 * row_pairs;
+  const RopePairs pairs = rope_pairs(rope.head_dim);
   const int64_t token_base = token * rope.heads * rope.head_dim;
   for (int32_t m0 = 0; m0 < half; m0 += kSlice) {
     const int32_t count = half - m0 < kSlice ? half - m0 : kSlice;
     if (m0 > 0) __syncthreads();  // the previous slice's table is no longer read
     for (int32_t j = threadIdx.x; j < count; j += kBlock) {
       const int32_t m = m0 + j;
-      int32_t position, k, pairs;
-      if (m < frame_pairs) {
-        position = f, k = m, pairs = frame_pairs;
-      } else if (m < frame_pairs + row_pairs) {
-        position = r, k = m - frame_pairs, pairs = row_pairs;
+      int32_t position, k, axis_pairs;
+      if (m < pairs.frame) {
+        position = f, k = m, axis_pairs = pairs.frame;
+      } else if (m < pairs.frame + pairs.row) {
+        position = r, k = m - pairs.frame, axis_pairs = pairs.row;
       } else {
-        position = c, k = m - frame_pairs - row_pairs, pairs = row_pairs;
+        position = c, k = m - pairs.frame - pairs.row, axis_pairs = pairs.col;
       }
-      const double angle = position * pow(rope.theta, -2.0 * k / (2.0 * pairs));
+      const double angle = rope_angle(position, k, axis_pairs, rope.theta);
       cos_table[j] = static_cast<float>(cos(angle));
       sin_table[j] = static_cast<float>(sin(angle));
     }
@@ -99,36 +100,24 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-int32_t check_rope(const char *fn, int32_t frames, int32_t height, int32_t width, int32_t heads, int32_t head_dim,
-                   float theta) {
-  if (int32_t s = check_positive(fn, "frames", frames)) return s;
-  if (int32_t s = check_positive(fn, "height", height)) return s;
-  if (int32_t s = check_positive(fn, "width", width)) return s;
-  if (int32_t s = check_positive(fn, "heads", heads)) return s;
-  if (int32_t s = check_positive(fn, "head_dim", head_dim)) return s;
-  if (head_dim % 2 != 0)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: head_dim must be even (channel pairs are rotated), got %d", fn,
-                head_dim);
-  if (!(std::isfinite(theta) && theta > 0.0f))
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: theta must be finite and positive, got %g", fn,
-                static_cast<double>(theta));
-  return FVMT_OK;
-}
-
+// The entry points: `in` is x (forward) or dy (backward), `out` is y or dx.
 template <bool kBackward>
 int32_t rotate(const char *fn, const float *in, int32_t frames, int32_t height, int32_t width, int32_t heads,
                int32_t head_dim, float theta, float *out, void *stream) {
-  // Pair indices within a token are int32 inside the kernel.
-  if (static_cast<int64_t>(heads) * head_dim > 2147483647LL)
-    return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: heads x head_dim = %lld is too large (limit 2^31 - 1)", fn,
-                static_cast<long long>(heads) * head_dim);
-  unsigned grid = 0;
-  if (int32_t s = grid_size(fn, static_cast<int64_t>(frames) * height * width, &grid)) return s;
-  const Rope rope{frames, height, width, heads, head_dim, static_cast<double>(theta)};
-  const bool pairs_aligned =
-      reinterpret_cast<uintptr_t>(in) % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
-  FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), rope_kernel<kBackward>)(in, rope, pairs_aligned, out);
-  return check_launch(fn, "rope_kernel");
+  return guarded(fn, [&]() -> int32_t {
+    if (int32_t s = check_rope(fn, frames, height, width, heads, head_dim, theta, kBackward, in, out)) return s;
+    // Pair indices within a token are int32 inside the kernel.
+    if (static_cast<int64_t>(heads) * head_dim > 2147483647LL)
+      return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: heads x head_dim = %lld is too large (limit 2^31 - 1)", fn,
+                  static_cast<long long>(heads) * head_dim);
+    unsigned grid = 0;
+    if (int32_t s = grid_size(fn, static_cast<int64_t>(frames) * height * width, &grid)) return s;
+    const Rope rope{frames, height, width, heads, head_dim, static_cast<double>(theta)};
+    const bool pairs_aligned =
+        reinterpret_cast<uintptr_t>(in) % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+    FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), rope_kernel<kBackward>)(in, rope, pairs_aligned, out);
+    return check_launch(fn, "rope_kernel");
+  });
 }
 
 }  // namespace
@@ -139,23 +128,11 @@ using namespace fvmt;
 extern "C" FVMT_API int32_t fvmt_rope3d_forward(const float *x, int32_t frames, int32_t height, int32_t width,
                                                 int32_t heads, int32_t head_dim, float theta, float *y,
                                                 void *stream) {
-  static constexpr char fn[] = "fvmt_rope3d_forward";
-  return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_rope(fn, frames, height, width, heads, head_dim, theta)) return s;
-    if (int32_t s = check_pointer(fn, "x", x)) return s;
-    if (int32_t s = check_pointer(fn, "y", y)) return s;
-    return rotate<false>(fn, x, frames, height, width, heads, head_dim, theta, y, stream);
-  });
+  return rotate<false>("fvmt_rope3d_forward", x, frames, height, width, heads, head_dim, theta, y, stream);
 }
 
 extern "C" FVMT_API int32_t fvmt_rope3d_backward(const float *dy, int32_t frames, int32_t height, int32_t width,
                                                  int32_t heads, int32_t head_dim, float theta, float *dx,
                                                  void *stream) {
-  static constexpr char fn[] = "fvmt_rope3d_backward";
-  return guarded(fn, [&]() -> int32_t {
-    if (int32_t s = check_rope(fn, frames, height, width, heads, head_dim, theta)) return s;
-    if (int32_t s = check_pointer(fn, "dy", dy)) return s;
-    if (int32_t s = check_pointer(fn, "dx", dx)) return s;
-    return rotate<true>(fn, dy, frames, height, width, heads, head_dim, theta, dx, stream);
-  });
+  return rotate<true>("fvmt_rope3d_backward", dy, frames, height, width, heads, head_dim, theta, dx, stream);
 }

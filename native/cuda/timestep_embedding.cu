@@ -13,6 +13,8 @@
 #include <cmath>
 
 #include "entry.cuh"
+#include "dit_checks.hpp"
+#include "dit_formulas.hpp"
 #include "reduce.cuh"
 
 namespace fvmt {
@@ -20,10 +22,6 @@ namespace {
 
 constexpr int kBlock = reduce::kBlock;
 constexpr int64_t kMaxBlocks = 1024;
-
-__device__ __forceinline__ double frequency(int32_t m, int32_t half) {
-  return pow(10000.0, -static_cast<double>(m) / half);
-}
 
 __global__ void __launch_bounds__(kBlock)
     timestep_embedding_forward_kernel(const float *__restrict__ t, int32_t count, int32_t half,
@@ -33,7 +31,7 @@ __global__ void __launch_bounds__(kBlock)
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x; e < total; e += stride) {
     const int64_t i = e / half;
     const int32_t m = static_cast<int32_t>(e - i * half);
-    const double angle = static_cast<double>(t[i]) * frequency(m, half);
+    const double angle = static_cast<double>(t[i]) * timestep_frequency(m, half);
     float *row = out + i * 2 * half;
     row[m] = static_cast<float>(cos(angle));
     row[half + m] = static_cast<float>(sin(angle));
@@ -49,19 +47,12 @@ __global__ void __launch_bounds__(kBlock)
   const double ti = t[i];
   double sum = 0.0;
   for (int32_t m = threadIdx.x; m < half; m += kBlock) {
-    const double w = frequency(m, half);
+    const double w = timestep_frequency(m, half);
     const double angle = ti * w;
     sum += -d_row[m] * w * sin(angle) + d_row[half + m] * w * cos(angle);
   }
   const double total = reduce::block_sum(sum, scratch);
   if (threadIdx.x == 0) dt[i] += static_cast<float>(total);
-}
-
-int32_t check_embedding(const char *fn, const float *t, int32_t count, int32_t dim) {
-  if (int32_t s = check_positive(fn, "count", count)) return s;
-  if (int32_t s = check_positive(fn, "dim", dim)) return s;
-  if (dim % 2 != 0) return fail(FVMT_ERR_INVALID_ARGUMENT, "%s: dim must be even, got %d", fn, dim);
-  return check_pointer(fn, "t", t);
 }
 
 }  // namespace
@@ -76,8 +67,7 @@ extern "C" FVMT_API int32_t fvmt_timestep_embedding_forward(const float *t, int3
     if (int32_t s = check_embedding(fn, t, count, dim)) return s;
     if (int32_t s = check_pointer(fn, "out", out)) return s;
     const int32_t half = dim / 2;
-    const int64_t blocks = (static_cast<int64_t>(count) * half + kBlock - 1) / kBlock;
-    const unsigned grid = static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+    const unsigned grid = stride_grid(static_cast<int64_t>(count) * half, kBlock, kMaxBlocks);
     FVMT_LAUNCH(grid, kBlock, 0, as_stream(stream), timestep_embedding_forward_kernel)(t, count, half, out);
     return check_launch(fn, "timestep_embedding_forward_kernel");
   });
