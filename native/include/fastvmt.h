@@ -77,7 +77,7 @@ extern "C" {
 #define FVMT_API __attribute__((visibility("default")))
 #endif
 
-#define FVMT_ABI_VERSION 2
+#define FVMT_ABI_VERSION 3
 
 /* Status codes. */
 #define FVMT_OK 0
@@ -416,6 +416,46 @@ FVMT_API int32_t fvmt_attention_backward(const float *q, const float *k, const f
                                          int32_t head_dim, float scale, float *dq, float *dk,
                                          float *dv,
                                          void *workspace, size_t workspace_bytes, void *stream);
+
+/* ======================================================= Text encoder ops */
+/* The layers of the umT5 text encoder (Wan2.1's wan/modules/t5.py) that the DiT ops
+ * lack. Forward only: the text encoder is never differentiated. T5's RMS norm is
+ * fvmt_rms_norm_forward, its GELU fvmt_gelu_tanh_forward, its projections GEMMs.
+ * Conventions as for the DiT ops (fp32 activations, row-major, token-major). */
+
+/* y[i] = a[i] * b[i], i < n: T5's gated-GELU feed-forward, fc1(x) * gelu(gate(x)).
+ * y may equal a or b. */
+FVMT_API int32_t fvmt_mul_forward(const float *a, const float *b, int64_t n, float *y, void *stream);
+
+/* Embedding gather: out[t, c] = table[ids[t], c] widened to fp32, for t < count and
+ * c < dim. table: [vocab, dim], dtype FVMT_DTYPE_F32 or FVMT_DTYPE_BF16 in every build
+ * (the umT5 table, 256384 x 4096, stays bf16). ids: int32 [count]. An id outside
+ * [0, vocab) fails with FVMT_ERR_INVALID_ARGUMENT naming its position and value: the
+ * host builds check before reading; the cuda build checks on the device (rows of bad
+ * ids are written as zeros), then copies the verdict back and so synchronises
+ * `stream`. workspace: fvmt_embedding_workspace_bytes() bytes (0 on the host builds). */
+FVMT_API size_t fvmt_embedding_workspace_bytes(void);
+FVMT_API int32_t fvmt_embedding_forward(const int32_t *ids, int32_t count, const void *table,
+                                        int32_t dtype, int32_t vocab, int32_t dim, float *out,
+                                        void *workspace, size_t workspace_bytes, void *stream);
+
+/* Multi-head attention with a relative position bias and a key mask (T5), forward only:
+ *   s_ij  = scale * q_i . k_j + rel_bias[h, j - i + q_tokens - 1]
+ *   out_i = sum_{j : key_mask[j] != 0} exp(s_ij) v_j / sum_{j : key_mask[j] != 0} exp(s_ij)
+ * per head h, with q_i, k_j, v_j the head_dim-long slices of token i / j.
+ * q, out: [q_tokens, heads, head_dim]; k, v: [kv_tokens, heads, head_dim] (token-major).
+ * rel_bias: fp32 [heads, q_tokens + kv_tokens - 1], a bias per head and relative position
+ * j - i (T5's bucketed position embedding, gathered by the caller), or NULL for none.
+ * key_mask: int32 [kv_tokens], nonzero = attend (padding keys are 0), or NULL for all.
+ * A query whose every key is masked gets out_i = 0. T5 does not scale the scores:
+ * scale = 1. Online softmax over the keys: no [q_tokens, kv_tokens] matrix is stored.
+ * head_dim: any on the cpu build; at most 4096 on the CUDA builds (FVMT_ERR_UNSUPPORTED
+ * beyond: a block keeps q_i and its accumulator in shared memory). */
+FVMT_API int32_t fvmt_relative_attention_forward(const float *q, const float *k, const float *v,
+                                                 const float *rel_bias, const int32_t *key_mask,
+                                                 int32_t q_tokens, int32_t kv_tokens, int32_t heads,
+                                                 int32_t head_dim, float scale, float *out,
+                                                 void *stream);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ import java.util.Map;
  */
 public final class FastVmtH {
 
-    public static final int FVMT_ABI_VERSION = 2;
+    public static final int FVMT_ABI_VERSION = 3;
 
     public static final int FVMT_OK = 0;
     public static final int FVMT_ERR_INVALID_ARGUMENT = 1;
@@ -178,6 +178,16 @@ public final class FastVmtH {
             ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
             JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
 
+    // Text encoder ops (ABI version 3).
+    private static final FunctionDescriptor fvmt_mul_forward$DESC = FunctionDescriptor.of(JAVA_INT, ADDRESS,
+            ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_embedding_workspace_bytes$DESC = FunctionDescriptor.of(JAVA_LONG);
+    private static final FunctionDescriptor fvmt_embedding_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+    private static final FunctionDescriptor fvmt_relative_attention_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS,
+            ADDRESS);
+
     /** Every bound function, in header order: the C name and its descriptor. */
     public static final Map<String, FunctionDescriptor> FUNCTIONS;
 
@@ -229,6 +239,10 @@ public final class FastVmtH {
         functions.put("fvmt_attention_workspace_bytes", fvmt_attention_workspace_bytes$DESC);
         functions.put("fvmt_attention_forward", fvmt_attention_forward$DESC);
         functions.put("fvmt_attention_backward", fvmt_attention_backward$DESC);
+        functions.put("fvmt_mul_forward", fvmt_mul_forward$DESC);
+        functions.put("fvmt_embedding_workspace_bytes", fvmt_embedding_workspace_bytes$DESC);
+        functions.put("fvmt_embedding_forward", fvmt_embedding_forward$DESC);
+        functions.put("fvmt_relative_attention_forward", fvmt_relative_attention_forward$DESC);
         FUNCTIONS = Collections.unmodifiableMap(functions);
     }
 
@@ -279,6 +293,10 @@ public final class FastVmtH {
     private final MethodHandle attentionWorkspaceBytes;
     private final MethodHandle attentionForward;
     private final MethodHandle attentionBackward;
+    private final MethodHandle mulForward;
+    private final MethodHandle embeddingWorkspaceBytes;
+    private final MethodHandle embeddingForward;
+    private final MethodHandle relativeAttentionForward;
 
     private FastVmtH(String libraryName, SymbolLookup lookup) {
         this.libraryName = libraryName;
@@ -336,6 +354,10 @@ public final class FastVmtH {
         attentionWorkspaceBytes = handles.get("fvmt_attention_workspace_bytes");
         attentionForward = handles.get("fvmt_attention_forward");
         attentionBackward = handles.get("fvmt_attention_backward");
+        mulForward = handles.get("fvmt_mul_forward");
+        embeddingWorkspaceBytes = handles.get("fvmt_embedding_workspace_bytes");
+        embeddingForward = handles.get("fvmt_embedding_forward");
+        relativeAttentionForward = handles.get("fvmt_relative_attention_forward");
     }
 
     /**
@@ -810,6 +832,43 @@ public final class FastVmtH {
         try {
             return (int) attentionBackward.invokeExact(q, k, v, out, lse, dOut, qTokens, kvTokens, heads,
                     headDim, scale, dq, dk, dv, workspace, workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_mul_forward(MemorySegment a, MemorySegment b, long n, MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) mulForward.invokeExact(a, b, n, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public long fvmt_embedding_workspace_bytes() {
+        try {
+            return (long) embeddingWorkspaceBytes.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_embedding_forward(MemorySegment ids, int count, MemorySegment table, int dtype, int vocab,
+            int dim, MemorySegment out, MemorySegment workspace, long workspaceBytes, MemorySegment stream) {
+        try {
+            return (int) embeddingForward.invokeExact(ids, count, table, dtype, vocab, dim, out, workspace,
+                    workspaceBytes, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_relative_attention_forward(MemorySegment q, MemorySegment k, MemorySegment v,
+            MemorySegment relBias, MemorySegment keyMask, int qTokens, int kvTokens, int heads, int headDim,
+            float scale, MemorySegment out, MemorySegment stream) {
+        try {
+            return (int) relativeAttentionForward.invokeExact(q, k, v, relBias, keyMask, qTokens, kvTokens, heads,
+                    headDim, scale, out, stream);
         } catch (Throwable t) {
             throw rethrow(t);
         }

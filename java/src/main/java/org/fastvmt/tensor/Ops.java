@@ -374,6 +374,130 @@ public final class Ops {
         return latent;
     }
 
+    // ------------------------------------------- text encoder ops (forward only)
+
+    /**
+     * a · b element-wise, for F32 tensors of one shape (T5's gated-GELU feed-forward). Forward
+     * only: refused on a recording graph where a or b needs a gradient.
+     */
+    public Tensor mul(Tensor a, Tensor b) {
+        requireF32(a, "a");
+        requireF32(b, "b");
+        if (!Arrays.equals(a.shape(), b.shape())) {
+            throw new IllegalArgumentException("mul: b must have the shape of a " + shape(a) + ", got " + shape(b));
+        }
+        requireForwardOnly("mul", a, b);
+        Tensor y = graph.newTensor(a.shape());
+        check(h.fvmt_mul_forward(a.segment(), b.segment(), a.elementCount(), y.segment(), stream()));
+        return y;
+    }
+
+    /**
+     * The rows of {@code table} [vocab, dim] (F32 or BF16) at {@code ids} (an I32 tensor of any
+     * shape, count elements) as an F32 [count, dim] tensor. An id outside [0, vocab) is refused by
+     * the kernel (a NativeCallException naming its position). Forward only.
+     */
+    public Tensor embedding(Tensor ids, Tensor table) {
+        requireOnBackend(ids, "ids");
+        requireOnBackend(table, "table");
+        if (ids.dtype() != DType.I32 || ids.elementCount() < 1) {
+            throw new IllegalArgumentException("embedding: ids must be a non-empty I32 tensor, got " + ids);
+        }
+        if (table.rank() != 2 || table.dim(0) < 1 || table.dim(1) < 1 || table.dtype() == DType.I32) {
+            throw new IllegalArgumentException("embedding: table must be an F32 or BF16 matrix [vocab, dim], got "
+                    + table);
+        }
+        requireForwardOnly("embedding", table);
+        int count = dimension(ids.elementCount(), "the element count of ids");
+        int vocab = dimension(table.dim(0), "the rows (vocab) of table");
+        int dim = dimension(table.dim(1), "the columns (dim) of table");
+        Tensor out = graph.newTensor(count, dim);
+        long bytes = h.fvmt_embedding_workspace_bytes();
+        check(h.fvmt_embedding_forward(ids.segment(), count, table.segment(), table.dtype().nativeCode(), vocab, dim,
+                out.segment(), backend.workspace(bytes), bytes, stream()));
+        return out;
+    }
+
+    /** {@link #embedding(Tensor, Tensor)} of host ids, checked against the table's vocab here first. */
+    public Tensor embedding(int[] ids, Tensor table) {
+        if (ids == null || ids.length == 0) {
+            throw new IllegalArgumentException("embedding: ids must hold at least one id");
+        }
+        requireOnBackend(table, "table");
+        if (table.rank() != 2) {
+            throw new IllegalArgumentException("embedding: table must be a matrix [vocab, dim], got " + table);
+        }
+        for (int t = 0; t < ids.length; t++) {
+            if (ids[t] < 0 || ids[t] >= table.dim(0)) {
+                throw new IllegalArgumentException("embedding: ids[" + t + "] = " + ids[t] + " is outside [0, vocab="
+                        + table.dim(0) + ")");
+            }
+        }
+        try (Tensor device = Tensor.ofInts(backend, ids, ids.length)) {
+            return embedding(device, table);
+        }
+    }
+
+    /**
+     * T5's multi-head attention, forward only: per head h, out_i = Σ_j softmax_j(scale · q_i·k_j +
+     * relBias[h, j − i + sq − 1]) v_j over the keys j with keyMask[j] ≠ 0, for q [sq, heads·d] and
+     * k, v [sk, heads·d] (F32); relBias F32 [heads, sq + sk − 1] or null (no bias), keyMask I32
+     * [sk] or null (every key). T5 passes scale 1 (its scores are not divided by √d). A query
+     * with every key masked gets zeros. Any head width on the cpu build, at most 4096 on CUDA.
+     */
+    public Tensor relativeAttention(Tensor q, Tensor k, Tensor v, Tensor relBias, Tensor keyMask, int heads,
+            float scale) {
+        requireMatrix(q, "q");
+        requireMatrix(k, "k");
+        requireMatrix(v, "v");
+        requirePositive(heads, "heads");
+        int headDim = headDim(q, heads, "q");
+        if (k.dim(1) != q.dim(1)) {
+            throw new IllegalArgumentException("relativeAttention: k must have " + q.dim(1) + " columns like q, got "
+                    + shape(k));
+        }
+        if (!Arrays.equals(v.shape(), k.shape())) {
+            throw new IllegalArgumentException("relativeAttention: v must have the shape of k " + shape(k) + ", got "
+                    + shape(v));
+        }
+        int qTokens = intRows(q, "q");
+        int kvTokens = intRows(k, "k");
+        if (relBias != null) {
+            requireF32(relBias, "relBias");
+            long positions = (long) qTokens + kvTokens - 1;
+            if (relBias.elementCount() != heads * positions) {
+                throw new IllegalArgumentException("relativeAttention: relBias must be [heads, q tokens + kv tokens - 1]"
+                        + " = [" + heads + ", " + positions + "], got " + shape(relBias));
+            }
+        }
+        if (keyMask != null) {
+            requireOnBackend(keyMask, "keyMask");
+            if (keyMask.dtype() != DType.I32 || keyMask.elementCount() != kvTokens) {
+                throw new IllegalArgumentException("relativeAttention: keyMask must be I32 with one element per key ("
+                        + kvTokens + "), got " + keyMask);
+            }
+        }
+        if (!Float.isFinite(scale)) {
+            throw new IllegalArgumentException("relativeAttention: scale must be finite, got " + scale);
+        }
+        requireForwardOnly("relativeAttention", q, k, v, relBias);
+        Tensor out = graph.newTensor(q.shape());
+        check(h.fvmt_relative_attention_forward(q.segment(), k.segment(), v.segment(), segmentOrNull(relBias),
+                segmentOrNull(keyMask), qTokens, kvTokens, heads, headDim, scale, out.segment(), stream()));
+        return out;
+    }
+
+    /** The text encoder ops have no backward: refuse inputs whose gradient this graph would need. */
+    private void requireForwardOnly(String op, Tensor... inputs) {
+        for (Tensor input : inputs) {
+            if (graph.needsGradient(input)) {
+                throw new IllegalStateException(op + " is forward-only (the text encoder is never differentiated),"
+                        + " but its input " + input + " needs a gradient on this recording graph; run it on an"
+                        + " inference graph, new Graph(backend, false)");
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ helpers
 
     /** Records {@code backward} when an input needs a gradient; returns whether it did. */
