@@ -457,6 +457,54 @@ FVMT_API int32_t fvmt_relative_attention_forward(const float *q, const float *k,
                                                  int32_t head_dim, float scale, float *out,
                                                  void *stream);
 
+/* ================================================== Video autoencoder ops */
+/* The layers of the Wan2.1 VAE (wan/modules/vae.py) that the DiT ops cannot do, forward
+ * only (the VAE is run for inference). Its activations are channel-last fp32
+ * [frames, height, width, channels]: element (f, r, c, ch) at
+ * ((f * height + r) * width + c) * channels + ch, contiguous. So a per-channel RMS norm is
+ * fvmt_rms_norm_forward over rows of `channels`, a 1x1x1 convolution is one GEMM, and a
+ * k x k x k convolution is fvmt_im2col3d followed by one GEMM with the weight reordered
+ * to [c_out, kt * kh * kw * c_in]. Sizes: int32 per axis, element offsets int64. */
+
+/* Channel-last 3D im2col with zero padding given per side (Wan's CausalConv3d pads time
+ * in front only: pad_t0 = 2, pad_t1 = 0 for a kernel of 3 frames).
+ * x [frames, height, width, channels]. The output grid is
+ *   out_frames = (frames + pad_t0 + pad_t1 - kt) / st + 1, likewise out_height with
+ *   (height, pad_h0, pad_h1, kh, sh) and out_width with (width, pad_w0, pad_w1, kw, sw),
+ * each at least 1. Output position p = (f * out_height + r) * out_width + c. Writes rows
+ * [row_count, kt * kh * kw * channels] for the positions p = row_begin + i, i < row_count
+ * (a block of positions, so that a large convolution runs in bounded memory):
+ *   rows[i, ((a * kh + b) * kw + e) * channels + ch]
+ *     = x[f * st + a - pad_t0, r * sh + b - pad_h0, c * sw + e - pad_w0, ch],
+ *       0 where that index lies outside x.
+ * Kernel sizes and strides are >= 1, paddings >= 0 and smaller than the kernel along
+ * their axis; 0 <= row_begin and row_begin + row_count <= out_frames * out_height * out_width. */
+FVMT_API int32_t fvmt_im2col3d(const float *x, int32_t frames, int32_t height, int32_t width,
+                               int32_t channels, int32_t kt, int32_t kh, int32_t kw, int32_t st,
+                               int32_t sh, int32_t sw, int32_t pad_t0, int32_t pad_t1,
+                               int32_t pad_h0, int32_t pad_h1, int32_t pad_w0, int32_t pad_w1,
+                               int64_t row_begin, int64_t row_count, float *rows, void *stream);
+
+/* Nearest-neighbour 2x spatial upsampling, channel-last (Wan's Resample upsample2d/3d;
+ * PyTorch's 'nearest' and 'nearest-exact' agree at scale 2):
+ * x [images, height, width, channels] -> y [images, 2 height, 2 width, channels],
+ * y[n, r, c, ch] = x[n, r / 2, c / 2, ch]. Writes y. */
+FVMT_API int32_t fvmt_upsample_nearest2x(const float *x, int32_t images, int32_t height,
+                                         int32_t width, int32_t channels, float *y, void *stream);
+
+/* The frame interleave of Wan's upsample3d, whose time convolution outputs 2 * channels
+ * per frame: x [frames, pixels, 2 * channels] -> y [2 * frames, pixels, channels],
+ * y[2 f + s, p, ch] = x[f, p, s * channels + ch] for s in {0, 1}. Writes y. */
+FVMT_API int32_t fvmt_frame_interleave(const float *x, int32_t frames, int64_t pixels,
+                                       int32_t channels, float *y, void *stream);
+
+/* Softmax of each row of scale * x: y[r, c] = exp(scale x[r, c] - m_r) / sum_j exp(scale
+ * x[r, j] - m_r) with m_r = max_j scale x[r, j]; the sum in fp32 or wider. scale > 0 and
+ * finite. The VAE's middle attention (one head of 384 channels per frame, wider than
+ * fvmt_attention_forward takes on CUDA) runs as GEMM, this, GEMM. y may equal x. */
+FVMT_API int32_t fvmt_softmax_rows_forward(const float *x, int64_t rows, int32_t cols, float scale,
+                                           float *y, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -188,6 +188,19 @@ public final class FastVmtH {
             ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS,
             ADDRESS);
 
+    // Video autoencoder ops.
+    private static final FunctionDescriptor fvmt_im2col3d$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+            JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+            JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_upsample_nearest2x$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_frame_interleave$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor fvmt_softmax_rows_forward$DESC = FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS);
+
     /** Every bound function, in header order: the C name and its descriptor. */
     public static final Map<String, FunctionDescriptor> FUNCTIONS;
 
@@ -243,6 +256,10 @@ public final class FastVmtH {
         functions.put("fvmt_embedding_workspace_bytes", fvmt_embedding_workspace_bytes$DESC);
         functions.put("fvmt_embedding_forward", fvmt_embedding_forward$DESC);
         functions.put("fvmt_relative_attention_forward", fvmt_relative_attention_forward$DESC);
+        functions.put("fvmt_im2col3d", fvmt_im2col3d$DESC);
+        functions.put("fvmt_upsample_nearest2x", fvmt_upsample_nearest2x$DESC);
+        functions.put("fvmt_frame_interleave", fvmt_frame_interleave$DESC);
+        functions.put("fvmt_softmax_rows_forward", fvmt_softmax_rows_forward$DESC);
         FUNCTIONS = Collections.unmodifiableMap(functions);
     }
 
@@ -297,6 +314,10 @@ public final class FastVmtH {
     private final MethodHandle embeddingWorkspaceBytes;
     private final MethodHandle embeddingForward;
     private final MethodHandle relativeAttentionForward;
+    private final MethodHandle im2col3d;
+    private final MethodHandle upsampleNearest2x;
+    private final MethodHandle frameInterleave;
+    private final MethodHandle softmaxRowsForward;
 
     private FastVmtH(String libraryName, SymbolLookup lookup) {
         this.libraryName = libraryName;
@@ -358,6 +379,10 @@ public final class FastVmtH {
         embeddingWorkspaceBytes = handles.get("fvmt_embedding_workspace_bytes");
         embeddingForward = handles.get("fvmt_embedding_forward");
         relativeAttentionForward = handles.get("fvmt_relative_attention_forward");
+        im2col3d = handles.get("fvmt_im2col3d");
+        upsampleNearest2x = handles.get("fvmt_upsample_nearest2x");
+        frameInterleave = handles.get("fvmt_frame_interleave");
+        softmaxRowsForward = handles.get("fvmt_softmax_rows_forward");
     }
 
     /**
@@ -869,6 +894,46 @@ public final class FastVmtH {
         try {
             return (int) relativeAttentionForward.invokeExact(q, k, v, relBias, keyMask, qTokens, kvTokens, heads,
                     headDim, scale, out, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ------------------------------------------------------- video autoencoder ops
+
+    public int fvmt_im2col3d(MemorySegment x, int frames, int height, int width, int channels, int kt, int kh,
+            int kw, int st, int sh, int sw, int padT0, int padT1, int padH0, int padH1, int padW0, int padW1,
+            long rowBegin, long rowCount, MemorySegment rows, MemorySegment stream) {
+        try {
+            return (int) im2col3d.invokeExact(x, frames, height, width, channels, kt, kh, kw, st, sh, sw, padT0,
+                    padT1, padH0, padH1, padW0, padW1, rowBegin, rowCount, rows, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_upsample_nearest2x(MemorySegment x, int images, int height, int width, int channels,
+            MemorySegment y, MemorySegment stream) {
+        try {
+            return (int) upsampleNearest2x.invokeExact(x, images, height, width, channels, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_frame_interleave(MemorySegment x, int frames, long pixels, int channels, MemorySegment y,
+            MemorySegment stream) {
+        try {
+            return (int) frameInterleave.invokeExact(x, frames, pixels, channels, y, stream);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int fvmt_softmax_rows_forward(MemorySegment x, long rows, int cols, float scale, MemorySegment y,
+            MemorySegment stream) {
+        try {
+            return (int) softmaxRowsForward.invokeExact(x, rows, cols, scale, y, stream);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -498,6 +498,237 @@ public final class Ops {
         }
     }
 
+    // ------------------------------------------- video autoencoder ops (forward only)
+    // The Wan VAE runs for inference only: these ops record nothing and refuse inputs that need
+    // a gradient. Activations are channel-last [frames, height, width, channels].
+
+    /** Rows of the im2col buffer a convolution fills at a time: 2^25 floats (128 MiB) at most. */
+    public static final long CONV_BLOCK_ELEMENTS = 1L << 25;
+
+    /** Scores of a {@link #singleHeadAttention} block at a time: 2^25 floats (128 MiB) at most. */
+    public static final long ATTENTION_BLOCK_ELEMENTS = 1L << 25;
+
+    /**
+     * Kernel size, stride and zero padding per side of a channel-last 3D convolution (fastvmt.h,
+     * fvmt_im2col3d): time (t), height (h), width (w); padding "0" in front / top / left, "1" after
+     * / bottom / right. Wan's CausalConv3d with kernel 3 pads time by (2, 0) and space by (1, 1).
+     */
+    public record ConvGeometry(int kt, int kh, int kw, int st, int sh, int sw, int padT0, int padT1, int padH0,
+            int padH1, int padW0, int padW1) {
+
+        public ConvGeometry {
+            axis("time", kt, st, padT0, padT1);
+            axis("height", kh, sh, padH0, padH1);
+            axis("width", kw, sw, padW0, padW1);
+        }
+
+        private static void axis(String axis, int kernel, int stride, int pad0, int pad1) {
+            if (kernel < 1 || stride < 1) {
+                throw new IllegalArgumentException("ConvGeometry: the " + axis + " kernel and stride must be >= 1, got "
+                        + kernel + " and " + stride);
+            }
+            if (pad0 < 0 || pad0 >= kernel || pad1 < 0 || pad1 >= kernel) {
+                throw new IllegalArgumentException("ConvGeometry: the " + axis + " paddings must be in [0, " + kernel
+                        + "), got " + pad0 + " and " + pad1);
+            }
+        }
+
+        /** Kernel taps kt·kh·kw. */
+        public int taps() {
+            return kt * kh * kw;
+        }
+
+        /** [outFrames, outHeight, outWidth] for an input [frames, height, width]; refuses an empty output. */
+        public int[] outputSize(int frames, int height, int width) {
+            return new int[] {out("frames", frames, kt, st, padT0, padT1), out("height", height, kh, sh, padH0, padH1),
+                    out("width", width, kw, sw, padW0, padW1)};
+        }
+
+        private static int out(String axis, int extent, int kernel, int stride, int pad0, int pad1) {
+            long padded = (long) extent + pad0 + pad1;
+            if (padded < kernel) {
+                throw new IllegalArgumentException("conv3d: the padded " + axis + " extent " + padded
+                        + " is smaller than the kernel (" + kernel + ")");
+            }
+            return (int) ((padded - kernel) / stride + 1);
+        }
+    }
+
+    /**
+     * The im2col rows [rowCount, taps·channels] of output positions [rowBegin, rowBegin + rowCount)
+     * of a convolution of x [frames, height, width, channels] (fastvmt.h fvmt_im2col3d).
+     */
+    public Tensor im2col3d(Tensor x, ConvGeometry geometry, long rowBegin, long rowCount) {
+        int[] in = requireVolume(x, "x");
+        requireInference("im2col3d", x);
+        int[] out = geometry.outputSize(in[0], in[1], in[2]);
+        long positions = (long) out[0] * out[1] * out[2];
+        if (rowBegin < 0 || rowCount < 1 || rowBegin > positions - rowCount) {
+            throw new IllegalArgumentException("im2col3d: rowBegin " + rowBegin + " and rowCount " + rowCount
+                    + " must select a non-empty range of the " + positions + " output positions");
+        }
+        long features = (long) geometry.taps() * in[3];
+        Tensor rows = graph.newTensor(rowCount, features);
+        im2colInto(x, in, geometry, rowBegin, rowCount, rows);
+        return rows;
+    }
+
+    private void im2colInto(Tensor x, int[] in, ConvGeometry g, long rowBegin, long rowCount, Tensor rows) {
+        check(h.fvmt_im2col3d(x.segment(), in[0], in[1], in[2], in[3], g.kt(), g.kh(), g.kw(), g.st(), g.sh(),
+                g.sw(), g.padT0(), g.padT1(), g.padH0(), g.padH1(), g.padW0(), g.padW1(), rowBegin, rowCount,
+                rows.segment(), stream()));
+    }
+
+    /**
+     * A channel-last 3D convolution: x [frames, height, width, cIn] → [frames', height', width',
+     * cOut] with weight [cOut, taps·cIn] (F32 or BF16, features in (kt, kh, kw, cIn) order: PyTorch's
+     * [cOut, cIn, kt, kh, kw] permuted once at load) and bias [cOut] or null. Runs as im2col and
+     * GEMM over blocks of output positions, so the im2col buffer stays within
+     * {@link #CONV_BLOCK_ELEMENTS}; a 1×1×1 kernel without stride or padding is one GEMM.
+     */
+    public Tensor conv3d(Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry) {
+        return conv3d(x, weight, bias, geometry, CONV_BLOCK_ELEMENTS);
+    }
+
+    /** {@link #conv3d} with im2col blocks of at most {@code blockElements} floats (at least one row). */
+    public Tensor conv3d(Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry, long blockElements) {
+        int[] in = requireVolume(x, "x");
+        requireOnBackend(weight, "weight");
+        long features = (long) geometry.taps() * in[3];
+        if (weight.rank() != 2 || weight.dim(1) != features || weight.dtype() == DType.I32) {
+            throw new IllegalArgumentException("conv3d: weight must be F32 or BF16 [cOut, " + features + "] (taps "
+                    + geometry.taps() + " × channels " + in[3] + "), got " + weight);
+        }
+        int cOut = dimension(weight.dim(0), "the rows of weight");
+        requireVector(bias, cOut, "bias", true);
+        requireInference("conv3d", x, weight, bias);
+        int[] out = geometry.outputSize(in[0], in[1], in[2]);
+        long positions = (long) out[0] * out[1] * out[2];
+        int k = dimension(features, "taps · channels");
+        int weightDtype = weight.dtype().nativeCode();
+        Tensor y = graph.newTensor(out[0], out[1], out[2], cOut);
+        boolean pointwise = geometry.equals(new ConvGeometry(1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0));
+        long block = Math.max(1, Math.min(positions, blockElements / features));
+        try (Tensor rows = pointwise ? null : Tensor.zeros(backend, DType.F32, block, features)) {
+            for (long begin = 0; begin < positions; begin += block) {
+                int count = (int) Math.min(block, positions - begin);
+                MemorySegment a;
+                if (pointwise) {
+                    a = x.slice(begin * features, count, features).segment();
+                } else {
+                    im2colInto(x, in, geometry, begin, count, rows);
+                    a = rows.segment();
+                }
+                backend.gemm(false, true, count, cOut, k, 1f, a, weight.segment(), weightDtype, 0f,
+                        y.slice(begin * cOut, count, cOut).segment());
+            }
+        }
+        if (bias != null) {
+            check(h.fvmt_bias_add_forward(y.segment(), bias.segment(), positions, cOut, y.segment(), stream()));
+        }
+        return y;
+    }
+
+    /** Nearest-neighbour 2× spatial upsampling: x [images, height, width, channels] → [images, 2h, 2w, channels]. */
+    public Tensor upsampleNearest2x(Tensor x) {
+        int[] in = requireVolume(x, "x");
+        requireInference("upsampleNearest2x", x);
+        Tensor y = graph.newTensor(in[0], 2L * in[1], 2L * in[2], in[3]);
+        check(h.fvmt_upsample_nearest2x(x.segment(), in[0], in[1], in[2], in[3], y.segment(), stream()));
+        return y;
+    }
+
+    /**
+     * Wan's upsample3d frame interleave: x [frames, height, width, 2c] → [2·frames, height, width,
+     * c], output frame 2f + s holding channels [s·c, (s+1)·c) of input frame f.
+     */
+    public Tensor frameInterleave(Tensor x) {
+        int[] in = requireVolume(x, "x");
+        if (in[3] % 2 != 0) {
+            throw new IllegalArgumentException("frameInterleave: x must have an even channel count, got "
+                    + shape(x));
+        }
+        requireInference("frameInterleave", x);
+        int channels = in[3] / 2;
+        Tensor y = graph.newTensor(2L * in[0], in[1], in[2], channels);
+        check(h.fvmt_frame_interleave(x.segment(), in[0], (long) in[1] * in[2], channels, y.segment(), stream()));
+        return y;
+    }
+
+    /** softmax(scale · x) over each row of x [rows, cols]; scale finite and positive. */
+    public Tensor softmaxRows(Tensor x, float scale) {
+        requireMatrix(x, "x");
+        if (!(scale > 0 && Float.isFinite(scale))) {
+            throw new IllegalArgumentException("softmaxRows: scale must be finite and positive, got " + scale);
+        }
+        requireInference("softmaxRows", x);
+        Tensor y = graph.newTensor(x.shape());
+        check(h.fvmt_softmax_rows_forward(x.segment(), x.dim(0), (int) x.dim(1), scale, y.segment(), stream()));
+        return y;
+    }
+
+    /**
+     * One attention head of any width (the Wan VAE's middle attention has 384 channels, wider
+     * than {@link #attention} takes on CUDA): softmax(q·k^T / sqrt(d))·v for q [sq, d], k and v
+     * [sk, d]. Runs as GEMM, {@link #softmaxRows}, GEMM over blocks of queries, so the scores
+     * held at once stay within {@link #ATTENTION_BLOCK_ELEMENTS}.
+     */
+    public Tensor singleHeadAttention(Tensor q, Tensor k, Tensor v) {
+        return singleHeadAttention(q, k, v, ATTENTION_BLOCK_ELEMENTS);
+    }
+
+    /** {@link #singleHeadAttention} with at most {@code blockElements} scores at a time (at least one row). */
+    public Tensor singleHeadAttention(Tensor q, Tensor k, Tensor v, long blockElements) {
+        requireMatrix(q, "q");
+        requireMatrix(k, "k");
+        requireMatrix(v, "v");
+        if (k.dim(1) != q.dim(1)) {
+            throw new IllegalArgumentException("singleHeadAttention: k must have " + q.dim(1)
+                    + " columns like q, got " + shape(k));
+        }
+        if (!Arrays.equals(v.shape(), k.shape())) {
+            throw new IllegalArgumentException("singleHeadAttention: v must have the shape of k " + shape(k)
+                    + ", got " + shape(v));
+        }
+        requireInference("singleHeadAttention", q, k, v);
+        int sq = intRows(q, "q");
+        int sk = intRows(k, "k");
+        int d = (int) q.dim(1);
+        float scale = (float) (1.0 / Math.sqrt(d));
+        Tensor out = graph.newTensor(sq, d);
+        int block = (int) Math.max(1, Math.min(sq, blockElements / sk));
+        try (Tensor scores = Tensor.zeros(backend, DType.F32, block, sk)) {
+            for (int begin = 0; begin < sq; begin += block) {
+                int count = Math.min(block, sq - begin);
+                MemorySegment s = scores.slice(0, count, sk).segment();
+                backend.gemm(false, true, count, sk, d, 1f, q.slice((long) begin * d, count, d).segment(),
+                        k.segment(), FastVmtH.FVMT_DTYPE_F32, 0f, s);
+                check(h.fvmt_softmax_rows_forward(s, count, sk, scale, s, stream()));
+                backend.gemm(false, false, count, d, sk, 1f, s, v.segment(), FastVmtH.FVMT_DTYPE_F32, 0f,
+                        out.slice((long) begin * d, count, d).segment());
+            }
+        }
+        return out;
+    }
+
+    /** An F32 [frames, height, width, channels] tensor: its four sizes as ints. */
+    private int[] requireVolume(Tensor x, String name) {
+        requireF32(x, name);
+        if (x.rank() != 4 || x.elementCount() == 0) {
+            throw new IllegalArgumentException(name + " must be a non-empty [frames, height, width, channels] "
+                    + "tensor, got " + shape(x));
+        }
+        return new int[] {dimension(x.dim(0), "frames"), dimension(x.dim(1), "height"),
+                dimension(x.dim(2), "width"), dimension(x.dim(3), "channels")};
+    }
+
+    private void requireInference(String op, Tensor... inputs) {
+        if (graph.shouldRecord(inputs)) {
+            throw new IllegalStateException(op + " is forward only (the VAE runs for inference), but an input "
+                    + "needs a gradient");
+        }
+    }
+
     // ------------------------------------------------------------------ helpers
 
     /** Records {@code backward} when an input needs a gradient; returns whether it did. */
