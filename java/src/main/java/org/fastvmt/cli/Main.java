@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Version.class,
         description = "FastVMT video motion transfer: motion flow kernels on CPU and CUDA.",
-        subcommands = {MotionCommand.class, BenchCommand.class, ConvertCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {MotionCommand.class, InitModelCommand.class, TransferCommand.class, BenchCommand.class, ConvertCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     private Main() {

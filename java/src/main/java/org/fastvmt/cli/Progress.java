@@ -35,6 +35,25 @@ final class Progress implements AutoCloseable {
         }
     }
 
+    /** Moves the bar to {@code done} (for work measured rather than counted). */
+    void stepTo(long done) {
+        if (bar != null) {
+            bar.stepTo(done);
+        }
+    }
+
+    /** Shows {@code message} after the bar (the state of the current unit of work). */
+    void message(String message) {
+        if (bar != null) {
+            bar.setExtraMessage(message);
+        }
+    }
+
+    /** Whether a bar is shown (false when the console is not a terminal). */
+    boolean visible() {
+        return bar != null;
+    }
+
     @Override
     public void close() {
         if (bar != null) {
