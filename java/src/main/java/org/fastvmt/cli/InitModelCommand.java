@@ -20,12 +20,15 @@ import picocli.CommandLine.Spec;
 import org.fastvmt.backend.Backend;
 import org.fastvmt.backend.Backends;
 import org.fastvmt.backend.Device;
+import org.fastvmt.model.ModelFolder;
+import org.fastvmt.model.t5.UmT5Config;
+import org.fastvmt.model.vae.WanVaeConfig;
 import org.fastvmt.model.wan.WanCheckpoint;
 import org.fastvmt.model.wan.WanConfig;
 import org.fastvmt.model.wan.WanWeights;
 import org.fastvmt.tensor.DType;
 
-/** {@code fastvmt init-model}: writes a randomly initialised Wan2.1 DiT checkpoint. */
+/** {@code fastvmt init-model}: writes a randomly initialised Wan2.1 DiT checkpoint (tiny: a complete model folder). */
 @Command(name = "init-model", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
             "Write a randomly initialised Wan2.1 text-to-video DiT as a checkpoint folder (config.json and "
@@ -39,6 +42,12 @@ import org.fastvmt.tensor.DType;
                     + "generated in memory first: 1.3b needs 5.7 GB (f32) or 2.9 GB (bf16) of free memory and "
                     + "as much disk; 14b needs 57 GB or 29 GB. A run that would not fit is refused before it "
                     + "starts.",
+            "",
+            "--config tiny writes a complete model folder: the DiT, a tiny Wan VAE (Wan2.1_VAE.safetensors; "
+                    + "vae/ in the diffusers layout), a tiny umT5 text encoder "
+                    + "(models_t5_umt5-xxl-enc-bf16.safetensors; text_encoder/) and a small tokenizer "
+                    + "(google/umt5-xxl/tokenizer.json; tokenizer/), so that transfer --reference VIDEO --prompt "
+                    + "TEXT runs without downloading anything. 1.3b and 14b write the DiT only.",
         })
 final class InitModelCommand implements Callable<Integer> {
 
@@ -92,6 +101,9 @@ final class InitModelCommand implements Callable<Integer> {
                 model.name(), parameters, size(bytes), matrixType, seed);
         err.flush();
         long start = System.nanoTime();
+        if (model.equals(WanConfig.TINY)) {
+            return writeTinyFolder(target, keyLayout, matrixType, parameters, bytes, start);
+        }
         try (CancelOnSignal cancel = CancelOnSignal.install("init-model", true);
                 Backend backend = Backends.open(Device.CPU);
                 Progress bar = Progress.start("init-model", 2 * megabytes(bytes))) {
@@ -117,6 +129,35 @@ final class InitModelCommand implements Callable<Integer> {
         spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s: Wan2.1 %s, %,d parameters, %s (%s matrices, %s "
                 + "layout, seed %d) in %.1f s%n", target, model.name(), parameters, size(bytes), matrixType,
                 keyLayout.name().toLowerCase(Locale.ROOT), seed, (System.nanoTime() - start) / 1e9);
+        spec.commandLine().getOut().flush();
+        return 0;
+    }
+
+    /**
+     * tiny: a complete model folder (DiT, VAE, text encoder, tokenizer), so that {@code transfer
+     * --reference VIDEO --prompt TEXT} runs on it. The larger configs write the DiT only: a random
+     * Wan2.1 VAE (127 M parameters) would be possible, but a random umT5-XXL is 5.7 G parameters
+     * (11 GB in bf16) that no test or trial needs; real runs use the published files.
+     */
+    private int writeTinyFolder(Path target, WanCheckpoint.Layout keyLayout, DType matrixType, long parameters,
+            long bytes, long start) throws IOException {
+        ModelFolder.Layout folderLayout = keyLayout == WanCheckpoint.Layout.DIFFUSERS ? ModelFolder.Layout.DIFFUSERS
+                : ModelFolder.Layout.OFFICIAL;
+        try (CancelOnSignal cancel = CancelOnSignal.install("init-model", true);
+                Backend backend = Backends.open(Device.CPU)) {
+            try {
+                ModelFolder.writeTiny(target, folderLayout, seed, matrixType, backend);
+            } catch (IOException | RuntimeException e) {
+                cancel.throwIfCancelled();
+                throw e;
+            }
+            cancel.written();
+        }
+        spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s: a complete tiny model folder (DiT %,d parameters, "
+                + "%s, %s matrices; VAE %s; text encoder %s; tokenizer; %s layout, seed %d) in %.1f s%n", target,
+                parameters, size(bytes), matrixType, WanVaeConfig.TINY.name(), UmT5Config.TINY.name(),
+                keyLayout == WanCheckpoint.Layout.DIFFUSERS ? "diffusers" : "original", seed,
+                (System.nanoTime() - start) / 1e9);
         spec.commandLine().getOut().flush();
         return 0;
     }

@@ -40,9 +40,19 @@ import org.fastvmt.pipeline.TransferListener;
 import org.fastvmt.pipeline.TransferSettings;
 import org.fastvmt.tensor.Tensor;
 
-/** {@code fastvmt transfer}: motion transfer on latents, with a Wan2.1 DiT checkpoint. */
+/** {@code fastvmt transfer}: motion transfer, video in and video out, or on latents. */
 @Command(name = "transfer", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
+            "Video form: fastvmt transfer --model DIR --reference VIDEO --prompt TEXT --out OUT.mp4|.gif: the "
+                    + "reference is read and scaled to --width x --height (--frames frames), the prompts are "
+                    + "encoded by the folder's umT5 text encoder, the reference by its Wan VAE; the DiT generates "
+                    + "latents that follow the prompt and move like the reference, and the VAE decodes them "
+                    + "into the output video at the reference's frame rate. The components are loaded one at "
+                    + "a time and freed when done (text encoder, VAE, DiT, VAE). Prompts longer than the text "
+                    + "length (512 tokens) are truncated with a warning.",
+            "Latents form: --reference-latents, --prompt-embeds [--negative-embeds] [--empty-embeds] "
+                    + "(below); the two forms cannot be mixed.",
+            "",
             "Generate latents for a prompt that move like the reference latents: FastVMT motion transfer on a "
                     + "Wan2.1 text-to-video DiT (flow matching with classifier-free guidance; during the first "
                     + "--guided-steps denoising steps the latents are optimised with AdamW until the attention "
@@ -71,15 +81,40 @@ import org.fastvmt.tensor.Tensor;
 final class TransferCommand implements Callable<Integer> {
 
     @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "Wan2.1 T2V DiT checkpoint: a folder (original or diffusers layout, or a diffusers "
-                    + "pipeline folder) or its .safetensors file or index, with config.json.")
+            description = "Video form: a Wan2.1 T2V model folder (official or diffusers layout: DiT, VAE, text "
+                    + "encoder, tokenizer). Latents form: the DiT checkpoint alone is enough (a folder of either "
+                    + "layout, a diffusers pipeline folder, or its .safetensors file or index, with config.json).")
     private Path model;
 
-    @Option(names = "--reference-latents", required = true, paramLabel = "REF.safetensors",
+    @Option(names = "--reference", paramLabel = "VIDEO",
+            description = "Video form: the reference video (any file FFmpeg reads: mp4, webm, gif, y4m, ...). Its "
+                    + "first --frames frames are scaled and centre-cropped to --width x --height.")
+    private Path reference;
+
+    @Option(names = "--prompt", paramLabel = "TEXT", description = "Video form: what the video shows.")
+    private String prompt;
+
+    @Option(names = "--negative-prompt", paramLabel = "TEXT",
+            description = "Video form: what it should not show. Default: Wan2.1's sample_neg_prompt.")
+    private String negativePrompt;
+
+    @Option(names = "--width", paramLabel = "W", description = "Video form: width, a multiple of 16. Default: 832.")
+    private Integer width;
+
+    @Option(names = "--height", paramLabel = "H", description = "Video form: height, a multiple of 16. Default: 480.")
+    private Integer height;
+
+    @Option(names = "--frames", paramLabel = "N", description = "Video form: frames, 4k+1. Default: 81.")
+    private Integer frames;
+
+    @Option(names = "--side-by-side", description = "Video form: write reference | result, twice as wide.")
+    private boolean sideBySide;
+
+    @Option(names = "--reference-latents", paramLabel = "REF.safetensors",
             description = "Latents of the reference video [in_dim, F, H, W] (tensor 'latents' when the file holds several).")
     private Path referenceLatents;
 
-    @Option(names = "--prompt-embeds", required = true, paramLabel = "P.safetensors",
+    @Option(names = "--prompt-embeds", paramLabel = "P.safetensors",
             description = "Text embeddings of the prompt [tokens, text_dim] ('prompt_embeds').")
     private Path promptEmbeds;
 
@@ -92,8 +127,9 @@ final class TransferCommand implements Callable<Integer> {
                     + "Default: one zero row.")
     private Path emptyEmbeds;
 
-    @Option(names = "--out", required = true, paramLabel = "OUT.safetensors",
-            description = "Where to write the generated latents (replaced if it exists).")
+    @Option(names = "--out", required = true, paramLabel = "OUT",
+            description = "Where to write the result (replaced if it exists): the video form writes OUT.mp4 "
+                    + "(H.264) or OUT.gif, the latents form OUT.safetensors.")
     private Path out;
 
     @Option(names = "--mode", paramLabel = "fastvmt|ditflow|none", defaultValue = "fastvmt",
@@ -147,6 +183,94 @@ final class TransferCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        List<String> videoOptions = new ArrayList<>();
+        addIf(videoOptions, reference != null, "--reference");
+        addIf(videoOptions, prompt != null, "--prompt");
+        addIf(videoOptions, negativePrompt != null, "--negative-prompt");
+        addIf(videoOptions, width != null, "--width");
+        addIf(videoOptions, height != null, "--height");
+        addIf(videoOptions, frames != null, "--frames");
+        addIf(videoOptions, sideBySide, "--side-by-side");
+        List<String> latentOptions = new ArrayList<>();
+        addIf(latentOptions, referenceLatents != null, "--reference-latents");
+        addIf(latentOptions, promptEmbeds != null, "--prompt-embeds");
+        addIf(latentOptions, negativeEmbeds != null, "--negative-embeds");
+        addIf(latentOptions, emptyEmbeds != null, "--empty-embeds");
+        if (!videoOptions.isEmpty() && !latentOptions.isEmpty()) {
+            throw new UserInputException("the video form (" + String.join(", ", videoOptions) + ") and the latents "
+                    + "form (" + String.join(", ", latentOptions) + ") cannot be mixed: give either --reference VIDEO "
+                    + "--prompt TEXT, or --reference-latents and --prompt-embeds");
+        }
+        if (videoOptions.isEmpty() && latentOptions.isEmpty()) {
+            throw new UserInputException("nothing to transfer: give --reference VIDEO and --prompt TEXT (video in, "
+                    + "video out), or --reference-latents and --prompt-embeds (latents in, latents out)");
+        }
+        if (!videoOptions.isEmpty()) {
+            require(reference != null, "the video form needs --reference VIDEO");
+            require(prompt != null, "the video form needs --prompt TEXT");
+            return new VideoTransfer(this).run();
+        }
+        require(referenceLatents != null, "the latents form needs --reference-latents");
+        require(promptEmbeds != null, "the latents form needs --prompt-embeds");
+        return callLatents();
+    }
+
+    private static void addIf(List<String> list, boolean condition, String option) {
+        if (condition) {
+            list.add(option);
+        }
+    }
+
+    // Accessors for VideoTransfer (same package).
+    Path model() {
+        return model;
+    }
+
+    Path reference() {
+        return reference;
+    }
+
+    String prompt() {
+        return prompt;
+    }
+
+    String negativePrompt() {
+        return negativePrompt;
+    }
+
+    Integer width() {
+        return width;
+    }
+
+    Integer height() {
+        return height;
+    }
+
+    Integer frames() {
+        return frames;
+    }
+
+    boolean sideBySide() {
+        return sideBySide;
+    }
+
+    Path out() {
+        return out;
+    }
+
+    Path timings() {
+        return timings;
+    }
+
+    DeviceOptions deviceOptions() {
+        return deviceOptions;
+    }
+
+    CommandSpec spec() {
+        return spec;
+    }
+
+    private Integer callLatents() throws IOException {
         PrintWriter err = spec.commandLine().getErr();
         // 1. Everything is checked before any work: files, shapes, settings, output folders.
         WanConfig config = readModelConfig();
@@ -235,7 +359,7 @@ final class TransferCommand implements Callable<Integer> {
         }
     }
 
-    private TransferSettings settings(WanConfig config) {
+    TransferSettings settings(WanConfig config) {
         GuidanceMode guidance;
         try {
             guidance = GuidanceMode.parse(mode);
@@ -288,7 +412,7 @@ final class TransferCommand implements Callable<Integer> {
         return s;
     }
 
-    private static void require(boolean condition, String message) {
+    static void require(boolean condition, String message) {
         if (!condition) {
             throw new UserInputException(message);
         }
@@ -385,7 +509,7 @@ final class TransferCommand implements Callable<Integer> {
      * A bar over the denoising steps with the guidance iteration and its loss (on a terminal), or one
      * line per step (in a log).
      */
-    private static final class StepProgress implements TransferListener, AutoCloseable {
+    static final class StepProgress implements TransferListener, AutoCloseable {
         private final Progress bar;
         private final PrintWriter err;
         private final long start = System.nanoTime();

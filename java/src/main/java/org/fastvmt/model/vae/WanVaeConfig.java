@@ -44,9 +44,14 @@ public record WanVaeConfig(String name, int dim, int zDim, int[] dimMult, int nu
     public static final WanVaeConfig WAN21 = new WanVaeConfig("wan2.1", 96, 16, new int[] {1, 2, 4, 4}, 2,
             new boolean[] {false, true, true}, WAN21_MEAN, WAN21_STD);
 
-    /** The Wan2.1 architecture at dim 8 (attention over 32 channels), for tests; same latent. */
-    public static final WanVaeConfig TINY = new WanVaeConfig("tiny", 8, 16, new int[] {1, 2, 4, 4}, 2,
-            new boolean[] {false, true, true}, WAN21_MEAN, WAN21_STD);
+    /**
+     * The Wan2.1 architecture at dim 8 (attention over 32 channels) with a 4-channel latent (the
+     * first four of Wan2.1's means and stds), for tests and tiny model folders: its zDim is the
+     * tiny DiT's in_dim ({@code WanConfig.TINY}), so the two run together.
+     */
+    public static final WanVaeConfig TINY = new WanVaeConfig("tiny", 8, 4, new int[] {1, 2, 4, 4}, 2,
+            new boolean[] {false, true, true}, java.util.Arrays.copyOf(WAN21_MEAN, 4),
+            java.util.Arrays.copyOf(WAN21_STD, 4));
 
     /** Channels of the input and output video. */
     public static final int VIDEO_CHANNELS = 3;

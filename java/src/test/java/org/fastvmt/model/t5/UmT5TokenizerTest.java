@@ -25,38 +25,9 @@ class UmT5TokenizerTest {
 
     static final int EOS = 1;
 
-    /** Unigram pieces: whole words are likely, single characters the fallback. */
-    private static final String[] PIECES = {"<pad>", "</s>", "<unk>", "▁a", "▁cat", "▁dog", "▁runs", "▁the", "▁",
-        "s", "c", "a", "t", "d", "o", "g", "r", "u", "n", "e", "h", "&", "<", ">"};
-
-    /** Writes the tokenizer.json into {@code folder} and returns its path. */
+    /** Writes the tiny tokenizer.json ({@link TinyTokenizer}) into {@code folder} and returns its path. */
     static Path writeTokenizer(Path folder) throws IOException {
-        StringBuilder vocab = new StringBuilder();
-        for (int i = 0; i < PIECES.length; i++) {
-            double score = i < 3 ? 0.0 : PIECES[i].startsWith("▁") && PIECES[i].length() > 1 ? -2.0 : -6.0;
-            vocab.append(i == 0 ? "" : ",").append("[\"").append(PIECES[i]).append("\",").append(score).append(']');
-        }
-        String special = """
-                {"id":%d,"content":"%s","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,\
-                "special":true}""";
-        String json = """
-                {"version":"1.0","truncation":null,"padding":null,
-                 "added_tokens":[%s,%s,%s],
-                 "normalizer":null,
-                 "pre_tokenizer":{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true},
-                 "post_processor":{"type":"TemplateProcessing",
-                   "single":[{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"</s>","type_id":0}}],
-                   "pair":[{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"</s>","type_id":0}},
-                           {"Sequence":{"id":"B","type_id":0}},{"SpecialToken":{"id":"</s>","type_id":0}}],
-                   "special_tokens":{"</s>":{"id":"</s>","ids":[1],"tokens":["</s>"]}}},
-                 "decoder":{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true},
-                 "model":{"type":"Unigram","unk_id":2,"vocab":[%s],"byte_fallback":false}}
-                """.formatted(special.formatted(0, "<pad>"), special.formatted(1, "</s>"),
-                special.formatted(2, "<unk>"), vocab);
-        Files.createDirectories(folder);
-        Path file = folder.resolve(UmT5Tokenizer.FILE);
-        Files.writeString(file, json, StandardCharsets.UTF_8);
-        return file;
+        return TinyTokenizer.write(folder);
     }
 
     @Test

@@ -95,7 +95,7 @@ class WanVaeTest {
                 new Vol(3, frames, height, width, TestData.toDouble(pixels)));
         WanVae vae = tinyVae(backend);
         try (Tensor in = Tensor.of(backend, pixels, 3, frames, height, width); Tensor latent = vae.encode(in)) {
-            assertArrayEquals(new long[] {16, 3, 2, 3}, latent.shape());
+            assertArrayEquals(new long[] {TINY.zDim(), 3, 2, 3}, latent.shape());
             float[] got = latent.toFloatArray();
             report(device + " encode", expectedLatent.data(), got);
             MODEL.assertClose(device + " encode", expectedLatent.data(), got);
@@ -106,8 +106,8 @@ class WanVaeTest {
                 z[n] = (float) expectedLatent.data()[n];
             }
             Vol expectedVideo = AutoencoderReference.decode(TINY, PARAMETERS,
-                    new Vol(16, 3, 2, 3, TestData.toDouble(z)));
-            try (Tensor zt = Tensor.of(backend, z, 16, 3, 2, 3); Tensor decoded = vae.decode(zt)) {
+                    new Vol(TINY.zDim(), 3, 2, 3, TestData.toDouble(z)));
+            try (Tensor zt = Tensor.of(backend, z, TINY.zDim(), 3, 2, 3); Tensor decoded = vae.decode(zt)) {
                 assertArrayEquals(new long[] {3, 9, 16, 24}, decoded.shape());
                 float[] out = decoded.toFloatArray();
                 report(device + " decode", expectedVideo.data(), out);
@@ -158,7 +158,7 @@ class WanVaeTest {
                 float[] pixels = video(new SplittableRandom(k), frames, 8, 8);
                 try (Tensor in = Tensor.of(backend, pixels, 3, frames, 8, 8); Tensor latent = vae.encode(in);
                         Tensor out = vae.decode(latent)) {
-                    assertArrayEquals(new long[] {16, k + 1, 1, 1}, latent.shape(), "latent of " + frames + " frames");
+                    assertArrayEquals(new long[] {TINY.zDim(), k + 1, 1, 1}, latent.shape(), "latent of " + frames + " frames");
                     assertArrayEquals(new long[] {3, frames, 8, 8}, out.shape(), "video of " + (k + 1) + " latents");
                 }
             }
@@ -377,7 +377,7 @@ class WanVaeTest {
         try (Tensor sixFrames = Tensor.zeros(backend, DType.F32, 3, 6, 8, 8);
                 Tensor oddSize = Tensor.zeros(backend, DType.F32, 3, 5, 12, 8);
                 Tensor fourChannels = Tensor.zeros(backend, DType.F32, 4, 5, 8, 8);
-                Tensor wrongLatent = Tensor.zeros(backend, DType.F32, 4, 2, 1, 1)) {
+                Tensor wrongLatent = Tensor.zeros(backend, DType.F32, TINY.zDim() + 1, 2, 1, 1)) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> vae.encode(sixFrames));
             assertTrue(e.getMessage().contains("frames must be 4k + 1") && e.getMessage().contains("got 6"),
                     e.getMessage());
@@ -388,7 +388,7 @@ class WanVaeTest {
             assertTrue(e.getMessage().contains("video must be an F32 tensor [3, frames, height, width]"),
                     e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> vae.decode(wrongLatent));
-            assertTrue(e.getMessage().contains("latent must be a non-empty F32 tensor [16, frames, height, width]"),
+            assertTrue(e.getMessage().contains("latent must be a non-empty F32 tensor [" + TINY.zDim() + ", frames, height, width]"),
                     e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> new WanVae.Tiling(4, 4, 4));
             assertTrue(e.getMessage().contains("overlap"), e.getMessage());
