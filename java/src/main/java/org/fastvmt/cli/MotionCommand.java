@@ -44,7 +44,8 @@ import org.fastvmt.motion.PatchDescriptors;
         description = {
             "Read motion out of a video with FastVMT's sliding-window attention motion flow (AMF), "
                     + "using Q = K = patch descriptors of each 16x16-pixel token of the resized frames "
-                    + "(no model needed).",
+                    + "(no model needed). With --model DIR the motion is read from the Wan DiT's own "
+                    + "attention instead (see --model).",
             "Without VIDEO, a generated clip of textured shapes moving with known velocities is used "
                     + "and the end-point error against that motion is reported.",
             "",
@@ -114,6 +115,29 @@ final class MotionCommand implements Callable<Integer> {
             description = "Seed of the generated clip (without VIDEO). Default: ${DEFAULT-VALUE}.")
     private long seed;
 
+    @Option(names = "--model", paramLabel = "DIR",
+            description = "Read the motion from a Wan2.1 model's own attention instead of patch descriptors: "
+                    + "the folder's VAE encodes the clip, its DiT (conditioned on the empty prompt) runs up to "
+                    + "--amf-block, and that block's self-attention Q and K give the windowed AMF between "
+                    + "consecutive latent frames (video frames 0, 4, 8, ...; --frame-step is then 4).")
+    private Path model;
+
+    @Option(names = "--frames", paramLabel = "N",
+            description = "With --model: frames read, 4k+1 (at least 5). Default: the largest 4k+1 up to 81 "
+                    + "the video has (41 for the generated clip).")
+    private Integer frames;
+
+    @Option(names = "--amf-block", paramLabel = "B",
+            description = "With --model: the DiT block whose attention is read. Default: 14 (or the last block "
+                    + "of a shallower model).")
+    private Integer amfBlock;
+
+    @Option(names = "--timestep", paramLabel = "T", defaultValue = "0",
+            description = "With --model: 0 (default) reads the clean latent; T in (0, 1000] noises it as the "
+                    + "flow-matching scheduler does at T (seeded by --seed) and conditions the DiT on T, which "
+                    + "shows what the guidance sees at that step.")
+    private float timestep;
+
     @Option(names = "--json", description = "Print the result as one JSON object on the last line of standard output.")
     private boolean json;
 
@@ -125,6 +149,12 @@ final class MotionCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (model != null) {
+            return callModel();
+        }
+        if (frames != null || amfBlock != null || timestep != 0) {
+            throw new UserInputException("--frames, --amf-block and --timestep apply only with --model");
+        }
         int[] modelSize = parseSize();
         int[] tileSize = parseTile(modelSize);
         if (frameStep < 1) {
@@ -159,6 +189,81 @@ final class MotionCommand implements Callable<Integer> {
         JsonObject summary = summary(input, statistics, params, modelSize);
         writeOutputs(input, motions, statistics, summary);
         report(input, statistics, summary);
+        return 0;
+    }
+
+    /** motion with --model: the DiT's own attention (see {@link ModelMotion}). */
+    private Integer callModel() throws IOException {
+        int[] modelSize = parseSize();
+        int[] tileSize = parseTile(modelSize);
+        if (frameStep != DEFAULT_FRAME_STEP) {
+            throw new UserInputException("--frame-step is " + DEFAULT_FRAME_STEP + " with --model (one latent frame "
+                    + "stands for 4 video frames), got " + frameStep);
+        }
+        if (window < 1 || window % 2 == 0) {
+            throw new UserInputException("--window must be odd and >= 1, got " + window);
+        }
+        if (!(timestep >= 0 && timestep <= 1000)) {
+            throw new UserInputException("--timestep must be in [0, 1000], got " + timestep);
+        }
+        org.fastvmt.model.ModelFolder folder;
+        try {
+            folder = org.fastvmt.model.ModelFolder.open(model);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new UserInputException("--model " + model + ": " + (e.getReason() == null ? "no such folder"
+                    : e.getReason()), e);
+        } catch (IOException e) {
+            throw new UserInputException("--model " + model + ": " + e.getMessage(), e);
+        }
+        org.fastvmt.model.wan.WanConfig config = folder.ditConfig();
+        org.fastvmt.pipeline.TransferSettings defaults = org.fastvmt.pipeline.TransferSettings.defaults(
+                org.fastvmt.pipeline.GuidanceMode.FASTVMT, config);
+        int block = amfBlock != null ? amfBlock : defaults.amfBlock();
+        if (block < 0 || block >= config.layers()) {
+            throw new UserInputException("--amf-block must be in [0, " + (config.layers() - 1) + "] (the model has "
+                    + config.layers() + " blocks), got " + block);
+        }
+        float tau = temperature == null ? defaults.amf().temperature() : temperature;
+        if (!(Float.isFinite(tau) && tau > 0)) {
+            throw new UserInputException("--temperature must be finite and > 0, got " + temperature);
+        }
+        AmfParams params = new AmfParams(defaults.amf().heads(), tau, tileSize[0], tileSize[1], window);
+        try {
+            AtomicFiles.requireWritableFolder(out);
+        } catch (IOException e) {
+            throw new UserInputException("--out " + out + " cannot be used: " + e.getMessage(), e);
+        }
+        ModelMotion.Input input;
+        if (video == null) {
+            int count = frames != null ? frames : SyntheticClip.DEFAULT_FRAMES;
+            if (count < 5 || (count - 1) % 4 != 0) {
+                throw new UserInputException("--frames must be 4k+1 and at least 5 with --model, got " + count);
+            }
+            input = ModelMotion.synthetic(modelSize[0], modelSize[1], count, seed);
+        } else {
+            if (frames != null && (frames < 5 || (frames - 1) % 4 != 0)) {
+                throw new UserInputException("--frames must be 4k+1 and at least 5 with --model, got " + frames);
+            }
+            try {
+                input = ModelMotion.fromVideo(video, modelSize[0], modelSize[1], frames);
+            } catch (IOException e) {
+                throw new UserInputException("VIDEO " + e.getMessage(), e);
+            }
+        }
+        PrintWriter err = spec.commandLine().getErr();
+        java.util.List<PairMotion> motions;
+        try (Backend backend = deviceOptions.open(err)) {
+            motions = ModelMotion.measure(folder, input, backend, block, params, timestep, seed, err);
+        }
+        SampledFrames sampled = input.frames();
+        MotionStatistics statistics = MotionStatistics.of(sampled, motions, frameStep);
+        JsonObject summary = summary(sampled, statistics, params, modelSize);
+        summary.addProperty("model", config.name());
+        summary.addProperty("model_layout", folder.layout().name().toLowerCase(Locale.ROOT));
+        summary.addProperty("amf_block", block);
+        summary.addProperty("timestep", timestep);
+        writeOutputs(sampled, motions, statistics, summary);
+        report(sampled, statistics, summary);
         return 0;
     }
 

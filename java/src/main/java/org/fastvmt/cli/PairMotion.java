@@ -46,17 +46,29 @@ record PairMotion(int rows, int cols, float[] flow, boolean[] used) {
                 WindowedFlow windowed = new AttentionMotionFlow(backend).windowed(q, q, BOTH_WAYS, params)) {
             delta = windowed.delta().toFloatArray();
         }
+        return fromDelta(delta, 0, 1, rows, cols, a.contrast());
+    }
+
+    /**
+     * The motion of pair {@code forward} (a -> b) of an AMF result {@code delta} [pairs, rows,
+     * cols, 2] (d_row, d_col in tokens), checked against pair {@code backward} (b -> a), with
+     * {@code contrast} [rows, cols] of frame a's patches; a token is {@link PatchDescriptors#CELL}
+     * model pixels.
+     */
+    static PairMotion fromDelta(float[] delta, int forward, int backward, int rows, int cols, float[] contrast) {
+        int cells = rows * cols;
         float[] flow = new float[2 * cells];
         boolean[] used = new boolean[cells];
+        int forwardOffset = 2 * cells * forward;
+        int backwardOffset = 2 * cells * backward;
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < cols; c++) {
                 int cell = r * cols + c;
-                // delta is (d_row, d_col) in tokens; pair 0 is a -> b, pair 1 is b -> a.
-                float dRow = delta[2 * cell];
-                float dCol = delta[2 * cell + 1];
-                double backRow = bilinear(delta, 2 * cells, rows, cols, r + dRow, c + dCol, 0);
-                double backCol = bilinear(delta, 2 * cells, rows, cols, r + dRow, c + dCol, 1);
-                used[cell] = a.contrast()[cell] >= MIN_CONTRAST
+                float dRow = delta[forwardOffset + 2 * cell];
+                float dCol = delta[forwardOffset + 2 * cell + 1];
+                double backRow = bilinear(delta, backwardOffset, rows, cols, r + dRow, c + dCol, 0);
+                double backCol = bilinear(delta, backwardOffset, rows, cols, r + dRow, c + dCol, 1);
+                used[cell] = contrast[cell] >= MIN_CONTRAST
                         && Math.hypot(dRow + backRow, dCol + backCol) <= ROUND_TRIP_TOLERANCE;
                 flow[2 * cell] = dCol * PatchDescriptors.CELL;
                 flow[2 * cell + 1] = dRow * PatchDescriptors.CELL;
