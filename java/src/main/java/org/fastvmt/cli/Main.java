@@ -7,8 +7,10 @@ import picocli.CommandLine.Command;
 @Command(name = "fastvmt",
         mixinStandardHelpOptions = true,
         versionProvider = Version.class,
-        description = "FastVMT video motion transfer: motion flow kernels on CPU and CUDA.",
-        subcommands = {MotionCommand.class, InitModelCommand.class, TransferCommand.class, BenchCommand.class, ConvertCommand.class, CommandLine.HelpCommand.class})
+        description = "FastVMT video motion transfer on the Wan2.1 DiT: a reference clip and a prompt in, a video of "
+                + "the prompt that moves like the clip out (transfer); its kernels and model on CPU and CUDA.",
+        subcommands = {TransferCommand.class, MotionCommand.class, InitModelCommand.class, ConvertCommand.class,
+            BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     private Main() {
