@@ -12,7 +12,6 @@ import jcuda.runtime.JCuda;
 import jcuda.runtime.cudaDeviceProp;
 import jcuda.runtime.cudaMemcpyKind;
 
-import org.fastvmt.nativeabi.FastVmtH;
 import org.fastvmt.nativeabi.FastVmtLibrary;
 
 /**
@@ -119,20 +118,11 @@ final class CudaBackend implements Backend {
     @Override
     public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a,
             MemorySegment b, int bDtype, float beta, MemorySegment c) {
-        if (m < 1 || n < 1 || k < 1) {
-            throw new IllegalArgumentException("m, n and k must be >= 1, got " + m + ", " + n + ", " + k);
-        }
-        MemorySegment bF32 = switch (bDtype) {
-            case FastVmtH.FVMT_DTYPE_F32 -> b;
-            case FastVmtH.FVMT_DTYPE_BF16 -> {
-                long count = (long) k * n;
-                MemorySegment widened = workspace(count * Float.BYTES);
-                library.check(library.h().fvmt_bf16_to_f32(b, widened, count, stream()));
-                yield widened;
-            }
-            default -> throw new IllegalArgumentException("bDtype must be FVMT_DTYPE_F32 or FVMT_DTYPE_BF16, got "
-                    + bDtype);
-        };
+        MemorySegment bF32 = GemmOperands.f32B(m, n, k, b, bDtype, count -> {
+            MemorySegment widened = workspace(count * Float.BYTES);
+            library.check(library.h().fvmt_bf16_to_f32(b, widened, count, stream()));
+            return widened;
+        });
         JCublas2.cublasSgemm(cublas(), transB ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N,
                 transA ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N, n, m, k,
                 Pointer.to(new float[] {alpha}), new DeviceAddress(bF32.address()), transB ? k : n,

@@ -3,7 +3,6 @@ package org.fastvmt.backend;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
-import org.fastvmt.nativeabi.FastVmtH;
 import org.fastvmt.nativeabi.FastVmtLibrary;
 
 /**
@@ -99,15 +98,7 @@ final class HostBackend implements Backend {
     @Override
     public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a,
             MemorySegment b, int bDtype, float beta, MemorySegment c) {
-        if (m < 1 || n < 1 || k < 1) {
-            throw new IllegalArgumentException("m, n and k must be >= 1, got " + m + ", " + n + ", " + k);
-        }
-        MemorySegment bF32 = switch (bDtype) {
-            case FastVmtH.FVMT_DTYPE_F32 -> b;
-            case FastVmtH.FVMT_DTYPE_BF16 -> widen(b, (long) k * n);
-            default -> throw new IllegalArgumentException("bDtype must be FVMT_DTYPE_F32 or FVMT_DTYPE_BF16, got "
-                    + bDtype);
-        };
+        MemorySegment bF32 = GemmOperands.f32B(m, n, k, b, bDtype, count -> widen(b, count));
         OpenBlas.load().sgemm(transA, transB, m, n, k, alpha, a, transA ? m : k, bF32, transB ? k : n, beta, c, n);
     }
 

@@ -109,12 +109,8 @@ final class BenchAmfCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (repeats < 1) {
-            throw new IllegalArgumentException("--repeats must be >= 1, got " + repeats);
-        }
-        if (sgemmSize < 1) {
-            throw new IllegalArgumentException("--sgemm-size must be >= 1, got " + sgemmSize);
-        }
+        BenchCommand.requireAtLeastOne("--repeats", repeats);
+        BenchCommand.requireAtLeastOne("--sgemm-size", sgemmSize);
         int headCount = heads != null ? heads : AmfBenchShape.defaultHeads(channels);
         AmfBenchShape shape = new AmfBenchShape(frames, height, width, channels, sf,
                 AmfParams.defaults(headCount).withWindow(window));

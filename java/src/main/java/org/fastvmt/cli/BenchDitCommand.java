@@ -91,19 +91,13 @@ final class BenchDitCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         WanConfig config = WanConfig.named(configName);
-        if (tokens < 1) {
-            throw new IllegalArgumentException("--tokens must be >= 1, got " + tokens);
-        }
-        if (repeats < 1) {
-            throw new IllegalArgumentException("--repeats must be >= 1, got " + repeats);
-        }
+        BenchCommand.requireAtLeastOne("--tokens", tokens);
+        BenchCommand.requireAtLeastOne("--repeats", repeats);
         if (peakBlocks < 0 || peakBlocks > config.layers()) {
             throw new IllegalArgumentException("--peak-blocks must be in [0, " + config.layers() + "] for "
                     + config.name() + ", got " + peakBlocks);
         }
-        if (sgemmSize < 1) {
-            throw new IllegalArgumentException("--sgemm-size must be >= 1, got " + sgemmSize);
-        }
+        BenchCommand.requireAtLeastOne("--sgemm-size", sgemmSize);
         PrintWriter err = spec.commandLine().getErr();
         JsonObject f = new JsonObject();
         try (Backend backend = deviceOptions.open(err)) {

@@ -83,15 +83,9 @@ final class BenchGuidanceCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         GuidanceBenchShape shape = GuidanceBenchShape.named(config);
-        if (guidedSteps < 1) {
-            throw new IllegalArgumentException("--guided-steps must be >= 1, got " + guidedSteps);
-        }
-        if (iterations < 1) {
-            throw new IllegalArgumentException("--iterations must be >= 1, got " + iterations);
-        }
-        if (repeats < 1) {
-            throw new IllegalArgumentException("--repeats must be >= 1, got " + repeats);
-        }
+        BenchCommand.requireAtLeastOne("--guided-steps", guidedSteps);
+        BenchCommand.requireAtLeastOne("--iterations", iterations);
+        BenchCommand.requireAtLeastOne("--repeats", repeats);
         PrintWriter err = spec.commandLine().getErr();
         try (Backend backend = deviceOptions.open(err);
                 GuidanceWorkload workload = GuidanceWorkload.create(backend, shape, SEED)) {

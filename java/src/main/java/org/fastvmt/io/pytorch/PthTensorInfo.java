@@ -2,6 +2,7 @@ package org.fastvmt.io.pytorch;
 
 import java.util.Arrays;
 
+import org.fastvmt.io.StoredTensor;
 import org.fastvmt.io.safetensors.SafetensorsDType;
 
 /**
@@ -16,7 +17,7 @@ import org.fastvmt.io.safetensors.SafetensorsDType;
  * @param storageOffset its first element, in elements from the start of the storage
  */
 public record PthTensorInfo(String name, SafetensorsDType dtype, long[] shape, long[] strides, String storageKey,
-        long storageOffset) {
+        long storageOffset) implements StoredTensor {
 
     public PthTensorInfo {
         shape = shape.clone();
@@ -35,19 +36,6 @@ public record PthTensorInfo(String name, SafetensorsDType dtype, long[] shape, l
     @Override
     public long[] strides() {
         return strides.clone();
-    }
-
-    public int rank() {
-        return shape.length;
-    }
-
-    /** Elements: the product of the shape (1 for a scalar). */
-    public long elementCount() {
-        long count = 1;
-        for (long size : shape) {
-            count = Math.multiplyExact(count, size);
-        }
-        return count;
     }
 
     /** Bytes of the tensor once contiguous. */

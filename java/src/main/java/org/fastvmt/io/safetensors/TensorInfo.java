@@ -2,6 +2,8 @@ package org.fastvmt.io.safetensors;
 
 import java.util.Arrays;
 
+import org.fastvmt.io.StoredTensor;
+
 /**
  * What a safetensors header says about one tensor.
  *
@@ -11,7 +13,8 @@ import java.util.Arrays;
  * @param begin  first byte in the data section (after the 8-byte length and the header)
  * @param end    one past the last byte in the data section
  */
-public record TensorInfo(String name, SafetensorsDType dtype, long[] shape, long begin, long end) {
+public record TensorInfo(String name, SafetensorsDType dtype, long[] shape, long begin, long end)
+        implements StoredTensor {
 
     public TensorInfo {
         shape = shape.clone();
@@ -20,19 +23,6 @@ public record TensorInfo(String name, SafetensorsDType dtype, long[] shape, long
     @Override
     public long[] shape() {
         return shape.clone();
-    }
-
-    public int rank() {
-        return shape.length;
-    }
-
-    /** Elements: the product of the shape (1 for a scalar). */
-    public long elementCount() {
-        long count = 1;
-        for (long size : shape) {
-            count = Math.multiplyExact(count, size);
-        }
-        return count;
     }
 
     public long byteSize() {

@@ -1,14 +1,12 @@
 package org.fastvmt.model.t5;
 
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
 import org.fastvmt.backend.Backend;
+import org.fastvmt.model.ParameterCheck;
 import org.fastvmt.tensor.DType;
 import org.fastvmt.tensor.Tensor;
 
@@ -34,40 +32,8 @@ public final class UmT5Weights implements AutoCloseable {
      * typed tensor. On failure nothing is taken (the caller still owns the tensors).
      */
     public static UmT5Weights of(UmT5Config config, Map<String, Tensor> tensors) {
-        Map<String, long[]> expected = config.parameterShapes();
-        List<String> missing = new ArrayList<>();
-        List<String> unexpected = new ArrayList<>();
-        List<String> wrong = new ArrayList<>();
-        for (Map.Entry<String, long[]> entry : expected.entrySet()) {
-            Tensor tensor = tensors.get(entry.getKey());
-            if (tensor == null) {
-                missing.add(entry.getKey());
-            } else if (!Arrays.equals(tensor.shape(), entry.getValue())) {
-                wrong.add(entry.getKey() + " has shape " + Arrays.toString(tensor.shape()) + ", expected "
-                        + Arrays.toString(entry.getValue()));
-            } else if (!allowed(entry.getKey(), tensor.dtype())) {
-                wrong.add(entry.getKey() + " is " + tensor.dtype() + ", expected "
-                        + (isMatrix(entry.getKey()) ? "F32 or BF16" : "F32"));
-            }
-        }
-        Backend backend = null;
-        for (Map.Entry<String, Tensor> entry : tensors.entrySet()) {
-            if (!expected.containsKey(entry.getKey())) {
-                unexpected.add(entry.getKey());
-            } else if (backend == null) {
-                backend = entry.getValue().backend();
-            } else if (entry.getValue().backend() != backend) {
-                wrong.add(entry.getKey() + " is on backend " + entry.getValue().backend().name() + ", the others on "
-                        + backend.name());
-            }
-        }
-        if (!missing.isEmpty() || !unexpected.isEmpty() || !wrong.isEmpty()) {
-            StringBuilder message = new StringBuilder("the weights do not fit the umT5 " + config.name() + " encoder:");
-            section(message, "missing", missing);
-            section(message, "unexpected", unexpected);
-            section(message, "wrong", wrong);
-            throw new IllegalArgumentException(message.toString());
-        }
+        ParameterCheck.requireFit("the weights do not fit the umT5 " + config.name() + " encoder:",
+                config.parameterShapes(), tensors, (key, shape) -> isMatrix(key));
         return new UmT5Weights(config, tensors);
     }
 
@@ -108,17 +74,6 @@ public final class UmT5Weights implements AutoCloseable {
     /** Whether a parameter may be BF16: the token embedding and the Linear weights. */
     public static boolean isMatrix(String key) {
         return key.equals("token_embedding.weight") || key.contains(".attn.") || key.contains(".ffn.");
-    }
-
-    private static boolean allowed(String key, DType dtype) {
-        return dtype == DType.F32 || (dtype == DType.BF16 && isMatrix(key));
-    }
-
-    private static void section(StringBuilder message, String title, List<String> items) {
-        if (!items.isEmpty()) {
-            message.append("\n  ").append(title).append(" (").append(items.size()).append("): ")
-                    .append(String.join(", ", items));
-        }
     }
 
     public UmT5Config config() {

@@ -15,6 +15,7 @@ import java.util.SplittableRandom;
 import org.fastvmt.backend.Backend;
 import org.fastvmt.io.pytorch.PthFile;
 import org.fastvmt.io.safetensors.SafetensorsFile;
+import org.fastvmt.model.ParameterCheck;
 import org.fastvmt.model.vae.WanVaeConfig.Parameter;
 import org.fastvmt.tensor.DType;
 import org.fastvmt.tensor.Tensor;
@@ -160,14 +161,8 @@ public final class WanVaeWeights implements AutoCloseable {
                 unexpected.add(name);
             }
         }
-        if (!missing.isEmpty() || !unexpected.isEmpty() || !wrong.isEmpty()) {
-            StringBuilder message = new StringBuilder("the " + layout.name().toLowerCase()
-                    + "-layout checkpoint does not fit the Wan VAE " + config.name() + ":");
-            section(message, "missing", missing);
-            section(message, "unexpected", unexpected);
-            section(message, "wrong shape", wrong);
-            throw new IllegalArgumentException(message.toString());
-        }
+        ParameterCheck.requireNone("the " + layout.name().toLowerCase() + "-layout checkpoint does not fit the Wan VAE "
+                + config.name() + ":", missing, unexpected, "wrong shape", wrong);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         try {
             for (Map.Entry<String, Parameter> entry : byStored.entrySet()) {
@@ -272,13 +267,6 @@ public final class WanVaeWeights implements AutoCloseable {
             return load(config, TensorSource.of(config.parameterShapes(), randomParameters(config, seed)), backend);
         } catch (IOException e) {
             throw new IllegalStateException("in-memory tensors cannot fail to read", e);
-        }
-    }
-
-    private static void section(StringBuilder message, String title, List<String> names) {
-        if (!names.isEmpty()) {
-            message.append("\n  ").append(title).append(" (").append(names.size()).append("): ")
-                    .append(String.join(", ", names));
         }
     }
 

@@ -1,14 +1,12 @@
 package org.fastvmt.model.wan;
 
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
 import org.fastvmt.backend.Backend;
+import org.fastvmt.model.ParameterCheck;
 import org.fastvmt.tensor.DType;
 import org.fastvmt.tensor.Tensor;
 
@@ -34,40 +32,8 @@ public final class WanWeights implements AutoCloseable {
      * typed tensor. On failure nothing is taken (the caller still owns the tensors).
      */
     public static WanWeights of(WanConfig config, Map<String, Tensor> tensors) {
-        Map<String, long[]> expected = config.parameterShapes();
-        List<String> missing = new ArrayList<>();
-        List<String> unexpected = new ArrayList<>();
-        List<String> wrong = new ArrayList<>();
-        for (Map.Entry<String, long[]> entry : expected.entrySet()) {
-            Tensor tensor = tensors.get(entry.getKey());
-            if (tensor == null) {
-                missing.add(entry.getKey());
-            } else if (!Arrays.equals(tensor.shape(), entry.getValue())) {
-                wrong.add(entry.getKey() + " has shape " + Arrays.toString(tensor.shape()) + ", expected "
-                        + Arrays.toString(entry.getValue()));
-            } else if (!allowed(entry.getKey(), tensor)) {
-                wrong.add(entry.getKey() + " is " + tensor.dtype() + ", expected "
-                        + (isMatrix(entry.getKey(), tensor.shape()) ? "F32 or BF16" : "F32"));
-            }
-        }
-        Backend backend = null;
-        for (Map.Entry<String, Tensor> entry : tensors.entrySet()) {
-            if (!expected.containsKey(entry.getKey())) {
-                unexpected.add(entry.getKey());
-            } else if (backend == null) {
-                backend = entry.getValue().backend();
-            } else if (entry.getValue().backend() != backend) {
-                wrong.add(entry.getKey() + " is on backend " + entry.getValue().backend().name()
-                        + ", the others on " + backend.name());
-            }
-        }
-        if (!missing.isEmpty() || !unexpected.isEmpty() || !wrong.isEmpty()) {
-            StringBuilder message = new StringBuilder("the weights do not fit the Wan2.1 " + config.name() + " model:");
-            section(message, "missing", missing);
-            section(message, "unexpected", unexpected);
-            section(message, "wrong", wrong);
-            throw new IllegalArgumentException(message.toString());
-        }
+        ParameterCheck.requireFit("the weights do not fit the Wan2.1 " + config.name() + " model:",
+                config.parameterShapes(), tensors, WanWeights::isMatrix);
         return new WanWeights(config, tensors);
     }
 
@@ -107,23 +73,12 @@ public final class WanWeights implements AutoCloseable {
         return key.endsWith(".weight") && shape.length >= 2;
     }
 
-    private static boolean allowed(String key, Tensor tensor) {
-        return tensor.dtype() == DType.F32 || (tensor.dtype() == DType.BF16 && isMatrix(key, tensor.shape()));
-    }
-
     private static long count(long[] shape) {
         long n = 1;
         for (long d : shape) {
             n = Math.multiplyExact(n, d);
         }
         return n;
-    }
-
-    private static void section(StringBuilder message, String title, List<String> items) {
-        if (!items.isEmpty()) {
-            message.append("\n  ").append(title).append(" (").append(items.size()).append("): ")
-                    .append(String.join(", ", items));
-        }
     }
 
     public WanConfig config() {
