@@ -72,7 +72,10 @@ class OpsAttentionTest {
             new AttentionCase("head_dim 40", new AttentionShape(5, 7, 2, 40), 1),
             new AttentionCase("head_dim 96", new AttentionShape(6, 9, 1, 96), 1),
             new AttentionCase("Wan's head_dim", new AttentionShape(4, 6, 1, 128), 1),
-            new AttentionCase("Wan's head_dim, 2 heads", new AttentionShape(7, 3, 2, 128), 1));
+            new AttentionCase("Wan's head_dim, 2 heads", new AttentionShape(7, 3, 2, 128), 1),
+            // The CUDA kernels' widest bucket (129..256) and its limit.
+            new AttentionCase("head_dim 200", new AttentionShape(5, 6, 1, 200), 1),
+            new AttentionCase("head_dim 256", new AttentionShape(3, 4, 2, 256), 1));
 
     private static final AttentionCase LARGE = new AttentionCase("large scores", new AttentionShape(4, 8, 2, 32),
             6);

@@ -86,6 +86,14 @@ class OpsSliceTest {
                             LinearGradients g = DitOpsReference.linearBackward(in[0], in[1], true, up, ROWS, COLS, 5);
                             return new double[][] {g.dx(), g.dweight(), g.dbias()};
                         }),
+                // A bf16 weight 3 elements in is not 8-byte aligned: the widening's scalar path.
+                new SliceCase("linear, bf16 weight", List.of(matrix(r, "x", 2, ROWS, COLS),
+                        Input.bf16("weight", TestData.normal(r, 5 * COLS, 1), 5, COLS).at(3), vector(r, "bias", 2, 5)),
+                        (o, t) -> o.linear(t[0], t[1], t[2]),
+                        in -> DitOpsReference.linear(in[0], in[1], in[2], ROWS, COLS, 5), (in, up) -> {
+                            LinearGradients g = DitOpsReference.linearBackward(in[0], in[1], true, up, ROWS, COLS, 5);
+                            return new double[][] {g.dx(), null, g.dbias()};
+                        }),
                 new SliceCase("layerNorm", List.of(matrix(r, "x", 1, ROWS, COLS), vector(r, "gamma", 1, COLS),
                         vector(r, "beta", 2, COLS)), (o, t) -> o.layerNorm(t[0], t[1], t[2], 1e-6f),
                         in -> DitOpsReference.layerNorm(in[0], in[1], in[2], ROWS, COLS, 1e-6), (in, up) -> {
@@ -166,7 +174,9 @@ class OpsSliceTest {
         assertClose(F32, where + "output", c.forward().of(held), got.output());
         double[][] gradients = c.backward().of(held, got.upstream());
         for (int n = 0; n < inputs.length; n++) {
-            assertClose(F32, where + "d" + inputs[n].name(), gradients[n], got.gradient(n));
+            if (inputs[n].gradient()) { // OpRun already checked that the others received none
+                assertClose(F32, where + "d" + inputs[n].name(), gradients[n], got.gradient(n));
+            }
         }
     }
 }
