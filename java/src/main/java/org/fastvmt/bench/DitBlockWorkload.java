@@ -50,7 +50,7 @@ public final class DitBlockWorkload implements AutoCloseable {
 
     /** Block 0 of a one-block model with {@code config}'s widths, at {@code tokens} video tokens. */
     public static DitBlockWorkload create(Backend backend, WanConfig config, int tokens, long seed) {
-        WanConfig oneBlock = withLayers(config, 1);
+        WanConfig oneBlock = config.withLayers(1);
         TokenGrid grid = grid(tokens);
         SplittableRandom random = new SplittableRandom(seed);
         WanWeights weights = WanWeights.random(oneBlock, backend, random.nextLong(), DType.BF16);
@@ -76,14 +76,6 @@ public final class DitBlockWorkload implements AutoCloseable {
         }
         return tokens % frame == 0 ? new TokenGrid(tokens / frame, WAN_FRAME_HEIGHT, WAN_FRAME_WIDTH)
                 : new TokenGrid(1, 1, tokens);
-    }
-
-    /** {@code config} with another number of blocks. */
-    public static WanConfig withLayers(WanConfig config, int layers) {
-        return new WanConfig(config.name() + (layers == config.layers() ? "" : "-" + layers + "-blocks"),
-                config.dim(), config.ffnDim(), config.freqDim(), config.textDim(), config.inDim(), config.outDim(),
-                config.heads(), layers, config.patchT(), config.patchH(), config.patchW(), config.eps(),
-                config.textLength(), config.ropeTheta());
     }
 
     static Tensor random(Backend backend, SplittableRandom random, long rows, long cols) {
@@ -133,7 +125,7 @@ public final class DitBlockWorkload implements AutoCloseable {
     }
 
     public static GuidancePeak guidancePeak(Backend backend, WanConfig config, int tokens, int block, long seed) {
-        WanConfig truncated = withLayers(config, block + 1);
+        WanConfig truncated = config.withLayers(block + 1);
         TokenGrid grid = grid(tokens);
         SplittableRandom random = new SplittableRandom(seed);
         long before = backend.allocatedBytes();

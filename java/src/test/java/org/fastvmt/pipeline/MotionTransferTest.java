@@ -433,7 +433,7 @@ class MotionTransferTest {
     @Test
     void guidanceRunsOnlyTheTruncatedForward() {
         // Three blocks, AMF from block 1: block 2 and the head matter for denoising only.
-        WanConfig deep = new WanConfig("tiny3", 64, 96, 32, 24, 4, 4, 2, 3, 1, 2, 2, 1e-6f, 16, 10000f);
+        WanConfig deep = WanConfig.TINY.withLayers(3);
         Backend backend = cpu();
         TransferSettings settings = TransferSettings.defaults(GuidanceMode.FASTVMT, deep).withAmfBlock(1)
                 .withSteps(1).withGuidedSteps(1).withIterations(4).withSf(3).withAmf(AMF).withSeed(99);
@@ -463,7 +463,7 @@ class MotionTransferTest {
         // The work: a run on the 3-block model does exactly one block's GEMMs more per full forward
         // (2 per step with CFG) than on a 2-block model; guidance adds none.
         CountingBackend counting = new CountingBackend(backend);
-        WanConfig shallow = new WanConfig("tiny2", 64, 96, 32, 24, 4, 4, 2, 2, 1, 2, 2, 1e-6f, 16, 10000f);
+        WanConfig shallow = WanConfig.TINY.withLayers(2);
         TransferSettings twoSteps = settings.withSteps(2).withGuidedSteps(2);
         try (WanWeights deepWeights = WanWeights.random(deep, counting, 3, DType.F32);
                 WanWeights shallowWeights = WanWeights.random(shallow, counting, 3, DType.F32);

@@ -91,6 +91,12 @@ public record WanConfig(String name, int dim, int ffnDim, int freqDim, int textD
         };
     }
 
+    /** This config with another number of blocks (a truncated model for benchmarks and tests). */
+    public WanConfig withLayers(int newLayers) {
+        return new WanConfig(newLayers == layers ? name : name + "-" + newLayers + "-blocks", dim, ffnDim, freqDim,
+                textDim, inDim, outDim, heads, newLayers, patchT, patchH, patchW, eps, textLength, ropeTheta);
+    }
+
     /** Width of one attention head. */
     public int headDim() {
         return dim / heads;

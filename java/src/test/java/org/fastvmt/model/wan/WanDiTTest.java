@@ -330,9 +330,7 @@ class WanDiTTest {
     @MethodSource("devices")
     void checkpointedBackwardMemoryIsBounded(Device device) {
         Backend backend = BACKENDS.get(device);
-        WanConfig fourBlocks = new WanConfig("tiny4", CONFIG.dim(), CONFIG.ffnDim(), CONFIG.freqDim(),
-                CONFIG.textDim(), CONFIG.inDim(), CONFIG.outDim(), CONFIG.heads(), 4, CONFIG.patchT(),
-                CONFIG.patchH(), CONFIG.patchW(), CONFIG.eps(), CONFIG.textLength(), CONFIG.ropeTheta());
+        WanConfig fourBlocks = CONFIG.withLayers(4);
         long hidden = (long) TOKENS * CONFIG.dim() * Float.BYTES;
         long latentBytes = (long) LATENT.length * Float.BYTES;
         try (Fixture f = Fixture.open(backend, fourBlocks, DType.F32)) {
